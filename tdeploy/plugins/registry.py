@@ -54,7 +54,8 @@ def plugin_ops() -> list[PluginOp]:
             if exc.name == package:  # the op has not been added to this tree
                 continue
             raise
-        ops.append(module.PLUGIN_OP)
+        if getattr(module, "PLUGIN_OP", None) is not None:
+            ops.append(module.PLUGIN_OP)
     return ops
 
 

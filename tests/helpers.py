@@ -1,0 +1,37 @@
+"""Helpers shared by tests (import as ``from tests.helpers import ...``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tdeploy.deploy.cli import cli, main
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `deploy ARGS` in-process through main() (the real error handling); (code, stdout, stderr)."""
+    runner = CliRunner()
+    result = runner.invoke(_main_as_command, list(map(str, args)), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_cli_subprocess(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console entry point in a fresh process (checks the real exit status)."""
+    return subprocess.run([sys.executable, "-m", "tdeploy.deploy.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+import click  # noqa: E402
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": []})
+@click.pass_context
+def _main_as_command(ctx):
+    main(ctx.args)
+
+
+__all__ = ["cli", "run_cli", "run_cli_subprocess"]
