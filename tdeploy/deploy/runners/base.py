@@ -1,0 +1,57 @@
+"""One interface for every backend: named numpy arrays in, named numpy arrays out.
+
+As in Polygraphy, a runner does nothing expensive (no session, no GPU context) until
+:meth:`Runner.activate`; subclasses implement ``activate_impl``/``infer_impl``/``deactivate_impl``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+class Runner:
+    name = "runner"
+
+    def __init__(self):
+        self.is_active = False
+        self.last_inference_time: float | None = None  # seconds, of the last infer() call
+
+    def activate(self) -> Runner:
+        if not self.is_active:
+            self.activate_impl()
+            self.is_active = True
+        return self
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.is_active:
+            raise RuntimeError(f"{self.name}: call activate() (or use the runner as a context manager) first")
+        start = time.perf_counter()
+        out = self.infer_impl(feed)
+        self.last_inference_time = time.perf_counter() - start
+        return out
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self.deactivate_impl()
+            self.is_active = False
+
+    def input_names(self) -> list[str]:
+        raise NotImplementedError
+
+    # --- for subclasses ---
+    def activate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def __enter__(self) -> Runner:
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
