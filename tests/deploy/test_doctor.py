@@ -1,0 +1,99 @@
+"""`deploy doctor`: the pure assessment from hand-written facts, and the command on this machine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tdeploy.deploy.doctor import BackendStatus, DoctorReport, Facts, assess, diagnose
+from tests.helpers import run_cli
+
+NAMES = ["torch CPU", "torch CUDA", "onnxruntime CPU", "onnxruntime CUDA", "TensorRT", "Triton GPU",
+         "Triton interpreter", "PTX for AOT plugins"]
+
+GPU_BOX = Facts(
+    python="3.11.7",
+    versions={"torch": "2.13.0+cu128", "onnx": "1.19.0", "onnxruntime": "1.23.0", "onnxscript": "0.5.0",
+              "triton": "3.5.1", "tensorrt": "10.13.0.35"},
+    torch_cuda="12.8", gpu_name="NVIDIA H100 80GB HBM3", gpu_capability=(9, 0), cuda_driver="12.8",
+    ort_providers=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    triton_nvidia_backend=True,
+)
+CPU_BOX = dataclasses.replace(
+    GPU_BOX, versions={**GPU_BOX.versions, "torch": "2.13.0+cpu", "tensorrt": None}, torch_cuda=None,
+    gpu_name=None, gpu_capability=None, cuda_driver=None,
+)
+
+
+def by_name(facts: Facts) -> dict[str, BackendStatus]:
+    statuses = assess(facts)
+    assert [s.name for s in statuses] == NAMES
+    for s in statuses:
+        assert s.available == (s.reason == ""), s
+        assert "\n" not in s.reason
+    return {s.name: s for s in statuses}
+
+
+def test_gpu_machine_runs_everything():
+    assert all(s.available for s in by_name(GPU_BOX).values())
+
+
+def test_cpu_machine_says_why():
+    s = by_name(CPU_BOX)
+    assert s["torch CPU"].available and s["onnxruntime CPU"].available and s["Triton interpreter"].available
+    assert s["PTX for AOT plugins"].available  # PTX needs no GPU
+    assert "no NVIDIA driver" in s["torch CUDA"].reason
+    assert "has the CUDA provider but" in s["onnxruntime CUDA"].reason
+    assert "TensorRT is not installed" in s["TensorRT"].reason and "pip install tensorrt" in s["TensorRT"].reason
+    assert "interpreter" in s["Triton GPU"].reason
+
+
+def test_cpu_only_torch_with_a_driver():
+    s = by_name(dataclasses.replace(CPU_BOX, cuda_driver="12.8"))
+    assert "CPU-only build" in s["torch CUDA"].reason and "12.8" in s["torch CUDA"].reason
+
+
+@pytest.mark.parametrize("version, words", [("10.8.0.43", "too old"), ("8.6.1.6", "too old")])
+def test_old_tensorrt(version, words):
+    s = by_name(dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "tensorrt": version}))
+    assert not s["TensorRT"].available and words in s["TensorRT"].reason
+
+
+def test_tensorrt_without_gpu_and_broken_import():
+    s = by_name(dataclasses.replace(CPU_BOX, versions={**CPU_BOX.versions, "tensorrt": "10.13.0.35"}))
+    assert "is installed but no CUDA GPU" in s["TensorRT"].reason
+    broken = dataclasses.replace(GPU_BOX, import_errors={"tensorrt": "libcudart.so.12: cannot open shared object"})
+    assert "failed to import: libcudart" in by_name(broken)["TensorRT"].reason
+
+
+def test_onnxruntime_without_cuda_provider():
+    s = by_name(dataclasses.replace(GPU_BOX, ort_providers=["CPUExecutionProvider"]))
+    assert "no CUDAExecutionProvider" in s["onnxruntime CUDA"].reason and "onnxruntime-gpu" in s["onnxruntime CUDA"].reason
+
+
+def test_triton_missing():
+    s = by_name(dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "triton": None}))
+    for name in ("Triton GPU", "Triton interpreter", "PTX for AOT plugins"):
+        assert "Triton is not installed" in s[name].reason
+
+
+def test_diagnose_this_machine():
+    report = diagnose()
+    assert isinstance(report, DoctorReport)
+    assert [b.name for b in report.backends] == NAMES
+    for key in ("python", "torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt", "CUDA driver"):
+        assert key in report.versions
+    assert report.status("torch CPU").available
+    data = report.to_json()
+    assert {"backends", "versions", "facts"} <= set(data)
+
+
+def test_doctor_command_exits_0():
+    code, out, err = run_cli("doctor")
+    assert code == 0, err
+    for name in NAMES:
+        assert name in out
+    assert "versions:" in out and "tensorrt" in out
+    code, out, _ = run_cli("doctor", "--json")
+    assert code == 0 and '"backends"' in out
