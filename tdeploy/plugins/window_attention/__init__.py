@@ -1,0 +1,35 @@
+"""Window attention (Swin, SwinIR): reference, fused Triton kernel, ONNX node + function, TensorRT plugin.
+
+    from tdeploy.plugins.window_attention import window_attention
+    out = window_attention(qkv, bias, mask, num_heads=heads)   # (B*nW, N, C)
+
+See README.md in this folder for shapes, attributes, the mask convention and limits.
+"""
+
+from pathlib import Path
+
+import torch
+
+from tdeploy.plugins.registry import PluginOp
+from tdeploy.plugins.window_attention.onnx import WindowAttention, window_attention_translation
+from tdeploy.plugins.window_attention.op import window_attention
+from tdeploy.plugins.window_attention.reference import window_attention_reference
+
+
+def register_trt() -> None:
+    """Register the ``tdeploy::WindowAttention`` TensorRT plugin (imports tensorrt lazily)."""
+    from tdeploy.plugins.window_attention.trt import register
+
+    register()
+
+
+PLUGIN_OP = PluginOp(
+    name="WindowAttention",
+    torch_op=torch.ops.tdeploy.window_attention.default,
+    onnx_translation=window_attention_translation,
+    register_trt=register_trt,
+    package_dir=Path(__file__).parent,
+    extra={"onnx_function": WindowAttention},
+)
+
+__all__ = ["PLUGIN_OP", "register_trt", "window_attention", "window_attention_reference"]

@@ -1,0 +1,103 @@
+"""The functional entry point and the one torch custom op that every backend (and export) goes through.
+
+``window_attention(...)`` checks shapes, picks a backend and calls ``torch.ops.tdeploy.window_attention``.
+Because the call is a single custom op with a fake (meta) implementation, ``torch.export`` and
+``torch.onnx.export(dynamo=True)`` see one node whatever backend runs eagerly; ``onnx.py`` translates
+that node to the ``tdeploy::WindowAttention`` ONNX node.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+from tdeploy.errors import BackendUnavailable, TdeployError
+from tdeploy.plugins.window_attention.reference import check_shapes, window_attention_reference
+
+BACKENDS = ("reference", "triton")
+
+
+def _triton_unavailable(device: torch.device) -> str | None:
+    """None when the Triton kernel can run on tensors of ``device``, else the reason why not."""
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (pip install 'tdeploy[triton]')"
+    from tdeploy.plugins.window_attention import triton as wa_triton
+
+    interpreted = type(wa_triton.window_attention_kernel).__name__ == "InterpretedFunction"
+    if device.type == "cuda" or interpreted:
+        return None
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return (
+            "TRITON_INTERPRET=1 was set after the kernel module was imported; "
+            "set it before importing tdeploy"
+        )
+    return f"tensors are on {device.type}; Triton needs CUDA tensors, or TRITON_INTERPRET=1 to run on CPU"
+
+
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """``None`` -> triton on CUDA when importable, else reference; a forced backend is checked."""
+    if backend is None:
+        if device.type == "cuda" and _triton_unavailable(device) is None:
+            return "triton"
+        return "reference"
+    if backend not in BACKENDS:
+        raise TdeployError(f"window_attention: unknown backend {backend!r}; choose one of {BACKENDS} or None")
+    if backend == "triton":
+        reason = _triton_unavailable(device)
+        if reason is not None:
+            raise BackendUnavailable(f"window_attention backend 'triton' cannot run: {reason}")
+    return backend
+
+
+@torch.library.custom_op("tdeploy::window_attention", mutates_args=())
+def _window_attention_op(
+    qkv: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor | None,
+    num_heads: int,
+    scale: float,
+    backend: str,
+) -> torch.Tensor:
+    if backend == "triton":
+        from tdeploy.plugins.window_attention.triton import window_attention_triton
+
+        return window_attention_triton(qkv, bias, mask, num_heads, scale)
+    return window_attention_reference(qkv, bias, mask, num_heads, scale)
+
+
+@_window_attention_op.register_fake
+def _(qkv, bias, mask, num_heads, scale, backend):
+    check_shapes(qkv, bias, mask, num_heads)
+    windows, n, three_c = qkv.shape
+    return qkv.new_empty((windows, n, three_c // 3))
+
+
+def window_attention(
+    qkv: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    num_heads: int,
+    scale: float | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Multi-head self-attention inside windows, as Swin/SwinIR compute it.
+
+    Args:
+        qkv: (B*nW, N, 3*C), the qkv Linear output: reshapes to (B*nW, N, 3, heads, head_dim).
+        bias: (heads, N, N), the relative position bias gathered from its table.
+        mask: (nW, N, N) additive mask of shifted windows, or None. Window b uses mask[b % nW].
+        num_heads: heads; C = num_heads * head_dim.
+        scale: multiplies q.k; default head_dim ** -0.5.
+        backend: None (triton on CUDA when installed, else reference), "reference" or "triton".
+
+    Returns:
+        (B*nW, N, C) in qkv's dtype (fp32 accumulation inside).
+    """
+    check_shapes(qkv, bias, mask, num_heads)
+    head_dim = qkv.shape[-1] // (3 * num_heads)
+    scale = float(head_dim**-0.5 if scale is None else scale)
+    resolved = resolve_backend(backend, qkv.device)
+    return torch.ops.tdeploy.window_attention(qkv, bias, mask, num_heads, scale, resolved)
