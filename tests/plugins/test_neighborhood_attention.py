@@ -1,0 +1,473 @@
+"""Neighborhood attention op: reference semantics, Triton (interpreted on CPU), ONNX node + function, PTX.
+
+The reference is pinned down three ways: NATTEN 0.17's index formulas followed literally (with rpb,
+borders and dilation), natten's current release (no rpb), and the other backends against it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+
+import numpy as np
+import onnx
+import onnx.inliner
+import pytest
+import torch
+
+from tdeploy.errors import BackendUnavailable, TdeployError
+from tdeploy.plugins import custom_translation_table
+from tdeploy.plugins.neighborhood_attention import PLUGIN_OP, neighborhood_attention
+from tdeploy.plugins.neighborhood_attention import onnx as na_onnx
+from tdeploy.plugins.neighborhood_attention.reference import (
+    neighbor_indices,
+    neighborhood_attention_reference,
+)
+
+ort = pytest.importorskip("onnxruntime")
+
+
+# ----------------------------------------------------------------------- NATTEN 0.17, followed literally
+def natten017_window_start(index, length, kernel_size, neighborhood_size, dilation):
+    """NATTEN 0.17 ``get_window_start`` (csrc naive kernels), non-causal."""
+    dilation_idx = index % dilation
+    index_pdp = index // dilation
+    length_pdp = (length + dilation - 1) // dilation
+    num_padded = length_pdp * dilation - length
+    length_pdp -= 1 if dilation_idx >= dilation - num_padded else 0
+    start_idx = max(index_pdp - neighborhood_size, 0) + (index_pdp + neighborhood_size >= length_pdp) * (
+        length_pdp - index_pdp - neighborhood_size - 1
+    )
+    return start_idx * dilation + dilation_idx
+
+
+def natten017_pb_start(index, length, kernel_size, neighborhood_size, dilation):
+    """NATTEN 0.17 ``get_pb_start``: first rpb index of the window along one axis."""
+    if dilation <= 1:
+        return (
+            neighborhood_size
+            + (index < neighborhood_size) * (neighborhood_size - index)
+            + (index + neighborhood_size >= length) * (length - index - 1 - neighborhood_size)
+        )
+    if index - neighborhood_size * dilation < 0:
+        return kernel_size - 1 - (index // dilation)
+    if index + neighborhood_size * dilation >= length:
+        return (length - index - 1) // dilation
+    return neighborhood_size
+
+
+def natten017_bruteforce(qkv, rpb, num_heads, k, d, scale):
+    """na2d_qk (+rpb) -> softmax -> na2d_av, one query at a time, as NATTEN 0.17's naive CPU kernels."""
+    B, H, W, C3 = qkv.shape
+    hd = C3 // (3 * num_heads)
+    q, key, v = qkv.double().reshape(B, H, W, 3, num_heads, hd).unbind(3)
+    out = torch.zeros(B, H, W, num_heads, hd, dtype=torch.float64)
+    ns = k // 2
+    for i in range(H):
+        ni, pi = natten017_window_start(i, H, k, ns, d), natten017_pb_start(i, H, k, ns, d)
+        rows = [ni + ki * d for ki in range(k)]
+        for j in range(W):
+            nj, pj = natten017_window_start(j, W, k, ns, d), natten017_pb_start(j, W, k, ns, d)
+            cols = [nj + kj * d for kj in range(k)]
+            kn = key[:, rows][:, :, cols]  # (B, k, k, heads, hd)
+            vn = v[:, rows][:, :, cols]
+            attn = torch.einsum("bnd,bxynd->bnxy", q[:, i, j], kn) * scale  # (B, heads, k, k)
+            if rpb is not None:
+                attn = attn + rpb.double()[:, pi : pi + k, pj : pj + k]
+            attn = attn.reshape(B, num_heads, k * k).softmax(-1).reshape(B, num_heads, k, k)
+            out[:, i, j] = torch.einsum("bnxy,bxynd->bnd", attn, vn)
+    return out.reshape(B, H, W, num_heads * hd)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7, 13])
+@pytest.mark.parametrize("dilation", [1, 2, 3, 4])
+def test_indices_match_natten017(kernel_size, dilation):
+    k, d = kernel_size, dilation
+    for length in range(k * d, k * d + 2 * d + 3):  # natten 0.17 needs length >= k*d
+        idx, bias = neighbor_indices(length, k, d)
+        for i in range(length):
+            start = natten017_window_start(i, length, k, k // 2, d)
+            pb = natten017_pb_start(i, length, k, k // 2, d)
+            assert idx[i].tolist() == [start + a * d for a in range(k)], (length, i)
+            assert bias[i].tolist() == [pb + a for a in range(k)], (length, i)
+
+
+@pytest.mark.parametrize(
+    "H,W,k,d", [(7, 9, 3, 1), (9, 8, 5, 1), (10, 11, 3, 3), (12, 9, 3, 2), (14, 15, 7, 2), (12, 13, 3, 4)]
+)
+def test_reference_matches_natten017_with_rpb(H, W, k, d):
+    nh, hd = 2, 8
+    qkv = torch.randn(2, H, W, 3 * nh * hd)
+    rpb = torch.randn(nh, 2 * k - 1, 2 * k - 1)
+    scale = hd**-0.5
+    want = natten017_bruteforce(qkv, rpb, nh, k, d, scale)
+    got = neighborhood_attention_reference(qkv, rpb, num_heads=nh, kernel_size=k, dilation=d, scale=scale)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_small_map_is_zero_padded():
+    """H, W < k*d: same as running on the map zero-padded at the bottom/right to k*d, then cropped."""
+    nh, hd, k, d = 1, 8, 5, 2
+    qkv = torch.randn(1, 4, 7, 3 * nh * hd)
+    rpb = torch.randn(nh, 2 * k - 1, 2 * k - 1)
+    padded = torch.nn.functional.pad(qkv, (0, 0, 0, 10 - 7, 0, 10 - 4))
+    want = natten017_bruteforce(padded, rpb, nh, k, d, hd**-0.5)[:, :4, :7]
+    got = neighborhood_attention_reference(qkv, rpb, num_heads=nh, kernel_size=k, dilation=d)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("natten") is None, reason="natten is not installed (pip install natten)"
+)
+@pytest.mark.parametrize("H,W,k,d", [(9, 12, 3, 1), (15, 18, 5, 3), (14, 14, 7, 2), (16, 13, 13, 1)])
+def test_reference_matches_natten_current(H, W, k, d):
+    """natten >= 0.20 (flex-fna backend, runs on CPU; no rpb), layout (B, H, W, heads, head_dim)."""
+    import natten
+
+    nh, hd = 2, 16
+    qkv = torch.randn(1, H, W, 3 * nh * hd)
+    q, key, v = (t.contiguous() for t in qkv.reshape(1, H, W, 3, nh, hd).unbind(3))
+    want = natten.na2d(q, key, v, kernel_size=k, dilation=d, backend="flex-fna").reshape(1, H, W, nh * hd)
+    got = neighborhood_attention(qkv, num_heads=nh, kernel_size=k, dilation=d, backend="reference")
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- random sweep
+def _random_cases(n: int, seed: int = 1234):
+    """Tiny shapes (the interpreter is slow) covering borders, dilation, small maps, k 3..13, dtypes."""
+    rng = random.Random(seed)
+    cases = []
+    for c in range(n):
+        # big dilations multiply the interpreter's programs (d*d groups): kept to small kernels
+        k = rng.choice([3, 3, 3, 5, 5, 7, 9, 11, 13])
+        d = rng.choice({3: [1, 1, 2, 3, 4], 5: [1, 1, 2], 7: [1, 1, 1, 2]}.get(k, [1]))
+        kd = k * d
+        # sizes around k*d: borders on both sides, and maps smaller than the window (padded)
+        H = rng.randint(max(1, kd - 3), kd + 3)
+        W = rng.randint(max(1, kd - 3), kd + 3)
+        cases.append(
+            dict(
+                B=2 if c % 20 == 3 else 1,
+                H=H,
+                W=W,
+                nh=2 if c % 10 == 2 else 1,
+                hd=rng.choice([16, 24, 32]),
+                k=k,
+                d=d,
+                dtype=torch.float16 if c % 2 else torch.float32,
+                rpb=rng.random() < 0.8,
+                seed=c,
+            )
+        )
+    return cases
+
+
+def _inputs(case):
+    g = torch.Generator().manual_seed(case["seed"])
+    nh, hd, k = case["nh"], case["hd"], case["k"]
+    qkv = torch.randn(case["B"], case["H"], case["W"], 3 * nh * hd, generator=g).to(case["dtype"])
+    rpb = torch.randn(nh, 2 * k - 1, 2 * k - 1, generator=g).to(case["dtype"]) if case["rpb"] else None
+    return qkv, rpb
+
+
+TOL = {torch.float32: 2e-5, torch.float16: 2e-2}
+
+
+def test_triton_random_sweep():
+    failures = []
+    for case in _random_cases(200):
+        qkv, rpb = _inputs(case)
+        kw = dict(num_heads=case["nh"], kernel_size=case["k"], dilation=case["d"])
+        want = neighborhood_attention(qkv, rpb, backend="reference", **kw).float()
+        got = neighborhood_attention(qkv, rpb, backend="triton", **kw)
+        err = (got.float() - want).abs().max().item()
+        if got.dtype != qkv.dtype or got.shape != want.shape or not err <= TOL[case["dtype"]]:
+            failures.append(f"{case}: max err {err}")
+    assert not failures, f"{len(failures)} of 200 cases failed:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "B,H,W,nh,hd,k,d,dtype",
+    [
+        (1, 7, 7, 2, 16, 7, 1, torch.float32),  # map == window: every query sees the whole map
+        (2, 9, 17, 1, 20, 3, 1, torch.float16),  # non power-of-two head_dim
+        (1, 16, 13, 2, 32, 3, 4, torch.float32),  # dilation with uneven groups
+        (1, 3, 5, 1, 16, 5, 2, torch.float16),  # small map, padded to 10x10
+        (1, 14, 14, 1, 16, 13, 1, torch.bfloat16),  # largest kernel, bf16
+        (1, 3, 5, 1, 16, 3, 16, torch.float32),  # largest dilation, map smaller than a group
+    ],
+)
+def test_triton_named_cases(B, H, W, nh, hd, k, d, dtype):
+    qkv = torch.randn(B, H, W, 3 * nh * hd).to(dtype)
+    rpb = torch.randn(nh, 2 * k - 1, 2 * k - 1)
+    kw = dict(num_heads=nh, kernel_size=k, dilation=d)
+    want = neighborhood_attention(qkv, rpb, backend="reference", **kw)
+    got = neighborhood_attention(qkv, rpb, backend="triton", **kw)
+    assert got.dtype == dtype
+    torch.testing.assert_close(
+        got.float(), want.float(), atol=3e-2 if dtype != torch.float32 else 2e-5, rtol=0
+    )
+
+
+# ------------------------------------------------------------------------- ONNX function in ORT
+def _node_model(nh: int, k: int, d: int, scale: float, elem_type: int) -> onnx.ModelProto:
+    """One tdeploy node with symbolic B, H, W, plus the model-local function (what export produces)."""
+    node = onnx.helper.make_node(
+        na_onnx.OP_TYPE,
+        ["qkv", "rpb"],
+        ["out"],
+        domain="tdeploy",
+        num_heads=nh,
+        kernel_size=k,
+        dilation=d,
+        scale=scale,
+        plugin_namespace="tdeploy",
+        plugin_version="1",
+    )
+    graph = onnx.helper.make_graph(
+        [node],
+        "na",
+        [
+            onnx.helper.make_tensor_value_info("qkv", elem_type, ["B", "H", "W", None]),
+            onnx.helper.make_tensor_value_info("rpb", elem_type, [nh, 2 * k - 1, 2 * k - 1]),
+        ],
+        [onnx.helper.make_tensor_value_info("out", elem_type, ["B", "H", "W", None])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10)
+    return na_onnx.add_local_function(model)
+
+
+def _session(model: onnx.ModelProto):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def test_onnx_function_random_sweep():
+    failures, sessions = [], {}
+    for case in _random_cases(200, seed=99):
+        qkv, rpb = _inputs(case)
+        nh, k, d = case["nh"], case["k"], case["d"]
+        if rpb is None:  # the exported node always has an rpb input: zeros when the model has none
+            rpb = torch.zeros(nh, 2 * k - 1, 2 * k - 1, dtype=qkv.dtype)
+        elem = onnx.TensorProto.FLOAT if qkv.dtype == torch.float32 else onnx.TensorProto.FLOAT16
+        key = (nh, k, d, elem)
+        if key not in sessions:
+            sessions[key] = _session(_node_model(nh, k, d, 1.0, elem))
+        # scale is an attribute (one session per attribute set): use 1.0 here; export tests cover it
+        want = neighborhood_attention_reference(qkv, rpb, num_heads=nh, kernel_size=k, dilation=d, scale=1.0)
+        (got,) = sessions[key].run(None, {"qkv": qkv.numpy(), "rpb": rpb.numpy()})
+        err = float(np.abs(got.astype(np.float32) - want.float().numpy()).max())
+        if (
+            got.dtype != qkv.numpy().dtype
+            or got.shape != tuple(want.shape)
+            or not err <= 5 * TOL[case["dtype"]]
+        ):
+            failures.append(f"{case}: max err {err}")
+    assert not failures, f"{len(failures)} of 200 cases failed:\n" + "\n".join(failures)
+
+
+def test_function_is_valid_onnx():
+    model = _node_model(2, 7, 2, 0.25, onnx.TensorProto.FLOAT)
+    onnx.checker.check_model(model, full_check=True)
+    inlined = onnx.inliner.inline_local_functions(model)
+    assert not inlined.functions and all(n.domain == "" for n in inlined.graph.node)
+    spatial = {"14", "16", "56"}  # no spatial constant may be baked in
+    for n in na_onnx.function_proto().node:
+        for a in n.attribute:
+            if a.name in ("value_ints",):
+                assert not spatial & {str(v) for v in a.ints}, n
+
+
+# ------------------------------------------------------------------------- torch.export / ONNX export
+class _Block(torch.nn.Module):
+    """qkv Linear -> neighborhood attention -> proj, as in NAT."""
+
+    def __init__(self, dim=32, heads=2, k=7, d=1, rpb=True):
+        super().__init__()
+        self.qkv, self.proj = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
+        self.rpb = torch.nn.Parameter(torch.randn(heads, 2 * k - 1, 2 * k - 1)) if rpb else None
+        self.heads, self.k, self.d = heads, k, d
+
+    def forward(self, x):  # (B, H, W, dim)
+        y = neighborhood_attention(
+            self.qkv(x), self.rpb, num_heads=self.heads, kernel_size=self.k, dilation=self.d
+        )
+        return self.proj(y)
+
+
+def _export(model, x):
+    dims = {
+        0: torch.export.Dim("B", max=64),
+        1: torch.export.Dim("H", max=512),
+        2: torch.export.Dim("W", max=512),
+    }
+    prog = torch.onnx.export(
+        model.eval(),
+        (x,),
+        dynamo=True,
+        opset_version=18,
+        dynamic_shapes=(dims,),
+        custom_translation_table=custom_translation_table(),
+        verbose=False,
+    )
+    return PLUGIN_OP.extra["add_onnx_function"](prog.model_proto)
+
+
+@pytest.mark.parametrize(
+    "k,d,rpb,sizes",
+    [
+        (7, 1, True, [(16, 16), (7, 9), (5, 6), (21, 14)]),  # 5x6: smaller than the window, padded
+        (3, 2, True, [(11, 13), (4, 5), (20, 9)]),
+        (5, 3, False, [(17, 15), (8, 30)]),
+    ],
+)
+def test_export_one_node_dynamic_hw(k, d, rpb, sizes):
+    torch.manual_seed(0)
+    model = _Block(k=k, d=d, rpb=rpb)
+    model_proto = _export(model, torch.randn(1, 14, 14, 32))
+    onnx.checker.check_model(model_proto)
+
+    nodes = [n for n in model_proto.graph.node if n.domain == "tdeploy"]
+    assert len(nodes) == 1 and nodes[0].op_type == "NeighborhoodAttention2D"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}
+    assert attrs["num_heads"] == 2 and attrs["kernel_size"] == k and attrs["dilation"] == d
+    assert attrs["scale"] == pytest.approx(16**-0.5)
+    assert attrs["plugin_namespace"] == b"tdeploy" and attrs["plugin_version"] == b"1"
+    assert [(f.domain, f.name) for f in model_proto.functions] == [("tdeploy", "NeighborhoodAttention2D")]
+
+    plugin_free = onnx.inliner.inline_local_functions(model_proto)
+    assert not any(n.domain == "tdeploy" for n in plugin_free.graph.node)
+    sessions = [_session(model_proto), _session(plugin_free)]
+    for B, (H, W) in zip([2, 1, 1, 1], sizes):
+        x = torch.randn(B, H, W, 32)
+        with torch.no_grad():
+            want = model(x).numpy()
+        for sess in sessions:
+            (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4, err_msg=f"{H}x{W}")
+
+
+def test_torch_export_keeps_one_custom_op_with_dynamic_hw():
+    model = _Block(k=5, d=2).eval()
+    dims = {
+        0: torch.export.Dim("B", max=64),
+        1: torch.export.Dim("H", max=512),
+        2: torch.export.Dim("W", max=512),
+    }
+    ep = torch.export.export(model, (torch.randn(2, 12, 12, 32),), dynamic_shapes=(dims,))
+    targets = [n.target for n in ep.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.tdeploy.neighborhood_attention.default) == 1
+    x = torch.randn(1, 7, 19, 32)
+    torch.testing.assert_close(ep.module()(x), model(x))
+
+
+# ----------------------------------------------------------------------------------- TensorRT / PTX
+ARCHS = (80, 86, 87, 89, 90)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_ptx_entry_matches_trt_aot_launch():
+    """PTX params must be exactly what TRT's AOT launch passes: qkv, rpb (inputs), H, W (int32), out."""
+    from tdeploy.plugins.neighborhood_attention import trt
+
+    specs = [
+        dict(dtype=dt, num_heads=2, head_dim=hd, kernel_size=7, dilation=d, scale=hd**-0.5, arch=arch)
+        for arch, dt, hd, d in zip(
+            ARCHS,
+            ["float16", "bfloat16", "float32", "float16", "float16"],
+            [32, 40, 32, 64, 32],
+            [1, 2, 1, 4, 8],
+        )
+    ]
+    for spec, kernel in zip(specs, trt.compile_ptx_many(specs)):
+        assert trt.ptx_entry_params(kernel.ptx, kernel.name) == list(trt.EXPECTED_PARAMS), spec
+        target = re.search(r"\.target\s+(\w+)", kernel.ptx).group(1)
+        assert target.startswith(f"sm_{spec['arch']}"), (target, spec)
+        assert kernel.num_warps * 32 == 128 and kernel.shared >= 0
+
+
+@pytest.mark.trt
+def test_trt_engine_runs_the_plugin(tmp_path):
+    import tensorrt as trt
+
+    torch.manual_seed(0)
+    model = _Block(k=3, d=2).eval()
+    model_proto = _export(model, torch.randn(1, 8, 8, 32))
+    PLUGIN_OP.register_trt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(model_proto.SerializeToString()), [
+        parser.get_error(i) for i in range(parser.num_errors)
+    ]
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape(network.get_input(0).name, (1, 4, 4, 32), (1, 8, 8, 32), (2, 16, 16, 32))
+    config.add_optimization_profile(profile)
+    engine_bytes = builder.build_serialized_network(network, config)
+    assert engine_bytes is not None
+    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
+    context = engine.create_execution_context()
+    x = torch.randn(2, 11, 13, 32, device="cuda")
+    out = torch.empty(2, 11, 13, 32, device="cuda")
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    context.set_input_shape(names[0], tuple(x.shape))
+    context.set_tensor_address(names[0], x.data_ptr())
+    context.set_tensor_address(names[1], out.data_ptr())
+    context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    with torch.no_grad():
+        torch.testing.assert_close(out, model.cuda()(x), atol=1e-3, rtol=1e-3)
+
+
+# ------------------------------------------------------------------------------------ errors, API
+@pytest.mark.parametrize(
+    "shape,kw,match",
+    [
+        ((1, 8, 8, 96), dict(num_heads=2, kernel_size=4), "kernel_size must be an odd int >= 3"),
+        ((1, 8, 8, 96), dict(num_heads=2, kernel_size=1), "kernel_size must be an odd int >= 3"),
+        ((1, 8, 8, 96), dict(num_heads=2, kernel_size=3, dilation=0), "dilation must be an int >= 1"),
+        ((1, 8, 8, 96), dict(num_heads=5, kernel_size=3), "must be 3 \\* num_heads \\* head_dim"),
+        ((8, 8, 96), dict(num_heads=2, kernel_size=3), "qkv must be \\(B, H, W, 3\\*C\\)"),
+        ((1, 8, 8, 96), dict(num_heads=2, kernel_size=3, backend="cuda"), "unknown backend 'cuda'"),
+    ],
+)
+def test_bad_arguments_raise_one_line(shape, kw, match):
+    with pytest.raises(TdeployError, match=match) as info:
+        neighborhood_attention(torch.randn(shape), **kw)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_rpb_and_dtype():
+    qkv = torch.randn(1, 8, 8, 96)
+    with pytest.raises(TdeployError, match=r"rpb must be \(num_heads, 2k-1, 2k-1\) = \(2, 5, 5\)"):
+        neighborhood_attention(qkv, torch.zeros(2, 3, 3), num_heads=2, kernel_size=3)
+    with pytest.raises(TdeployError, match="dtype torch.float64 is not supported"):
+        neighborhood_attention(qkv.double(), num_heads=2, kernel_size=3)
+
+
+def test_triton_without_gpu_or_interpreter_says_why(monkeypatch):
+    import tdeploy.plugins.neighborhood_attention as na
+
+    monkeypatch.setattr(na, "_is_interpreted", lambda kernel: False)
+    with pytest.raises(BackendUnavailable, match="backend 'triton' cannot run: qkv is on the CPU"):
+        neighborhood_attention(torch.randn(1, 8, 8, 96), num_heads=2, kernel_size=3, backend="triton")
+
+
+def test_default_backend_on_cpu_is_reference_through_the_custom_op():
+    qkv, rpb = torch.randn(2, 9, 10, 96), torch.randn(2, 5, 5)
+    got = neighborhood_attention(qkv, rpb, num_heads=2, kernel_size=3, dilation=2)
+    want = neighborhood_attention_reference(qkv, rpb, num_heads=2, kernel_size=3, dilation=2)
+    torch.testing.assert_close(got, want)
+
+
+def test_plugin_op_description():
+    assert PLUGIN_OP.name == "NeighborhoodAttention2D"
+    assert PLUGIN_OP.torch_op is torch.ops.tdeploy.neighborhood_attention.default
+    assert PLUGIN_OP.onnx_translation is na_onnx.translate
+    assert (PLUGIN_OP.package_dir / "README.md").is_file()
+    assert len(PLUGIN_OP.source_hash()) == 64
