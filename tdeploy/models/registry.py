@@ -32,7 +32,16 @@ class ModelEntry:
     description: str
 
     def build(self, **overrides) -> nn.Module:
-        model = self.builder(**overrides)
+        try:
+            model = self.builder(**overrides)
+        except TypeError as exc:
+            if "unexpected keyword" not in str(exc):
+                raise
+            key = str(exc).rsplit(" ", 1)[-1]
+            raise TdeployError(
+                f"{self.name} has no setting {key} ({exc}); the settings are the fields of its config "
+                f"dataclass in tdeploy/models/{self.family}.py"
+            ) from None
         model.variant_name = self.name
         return model
 

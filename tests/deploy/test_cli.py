@@ -161,3 +161,19 @@ def test_console_script_exit_status(tmp_path):
     proc = run_cli_subprocess("export", "no-such-model", "--out", tmp_path / "x")
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown model")
+
+
+def test_export_set_overrides_are_applied_and_recorded(tmp_path):
+    code, out, err = run_cli("export", "vit-ti16", "--out", tmp_path / "a", "--set", "depth=1", "--set",
+                             "num_classes=10", "--size", "32x32")
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert sidecar["overrides"] == {"depth": 1, "num_classes": 10}
+    code, out, err = run_cli("validate", tmp_path / "a", "--size", "32x32", "--report", tmp_path / "r")
+    assert code == 0, out + err
+
+
+def test_export_unknown_setting(tmp_path):
+    code, _, err = run_cli("export", "vit-ti16", "--out", tmp_path / "a", "--set", "depht=1")
+    _one_line_error(code, err, "no setting 'depht'")
+    assert not (tmp_path / "a").exists()
