@@ -27,6 +27,22 @@ def _parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
+def _parse_settings(settings: tuple[str, ...]) -> dict:
+    """``("depths=(2,2,6,2)", "norm_first=True", "name=x")`` -> {"depths": (2, 2, 6, 2), ...}."""
+    import ast
+
+    out = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.BadParameter(f"{item!r}: write --set KEY=VALUE, e.g. --set num_classes=10")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
 def _csv(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
@@ -89,14 +105,18 @@ def list_cmd(family: str | None) -> None:
 @click.option("--calib-method", type=click.Choice(["entropy", "percentile", "max"]), default="entropy",
               show_default=True, help="INT8 activation range calibration.")
 @click.option("--calib-samples", type=int, default=64, show_default=True, help="INT8 calibration samples at most.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field of the variant (repeatable), e.g. --set num_classes=10 "
+                   "--set src_vocab_size=19214; recorded in the sidecar.")
 def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size, no_plugins, no_check, precision,
-           io_dtype, calib, calib_method, calib_samples) -> None:
+           io_dtype, calib, calib_method, calib_samples, settings) -> None:
     """Export MODEL (a variant or family name) to DIR/model.onnx + DIR/model.json."""
     from tdeploy.export import DEFAULT_OPSET, ExportOptions
     from tdeploy.export import export as do_export
     from tdeploy.export.onnx_export import build_model
 
-    built = build_model(model, checkpoint, {})
+    overrides = _parse_settings(settings)
+    built = build_model(model, checkpoint, overrides)
     variant = built.variant_name
     out = Path(out_dir) if out_dir else Path("artifacts") / variant
     options = ExportOptions(
@@ -105,7 +125,7 @@ def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size,
         precision=precision, io_dtype=io_dtype, calib=calib, calib_method=calib_method, calib_samples=calib_samples,
     )
     with _status(f"exporting {variant}"):
-        sidecar = do_export(model, out, checkpoint=checkpoint, options=options, model=built)
+        sidecar = do_export(model, out, checkpoint=checkpoint, options=options, model=built, **overrides)
     for graph in sidecar.graphs.values():
         click.echo(f"wrote {out / graph.file}  (sha256 {graph.sha256[:12]}, custom ops: "
                    f"{', '.join(graph.custom_ops) or 'none'})")
