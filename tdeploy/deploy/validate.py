@@ -186,7 +186,7 @@ def _case(report: ValidationReport, spec: ExportSpec, backend: str, graph: str, 
             report.images.append({"backend": backend, "size": size, "input": feed[spec.inputs[0].name][0],
                                   "reference": r[0], "output": g[0]})
     main = metrics.get(spec.metric)
-    metric_ok = main is None or main >= report.metric_threshold
+    metric_ok = main is None or bool(main >= report.metric_threshold)  # numpy metrics give np.bool_
     passed = all(o.within_tolerance for o in outputs) and metric_ok
     label = f"{size[0]}x{size[1]}" if size else "-"
     return CaseResult(backend, graph, label, batch, sample, outputs, metrics, passed)
