@@ -83,33 +83,6 @@ def _try_model(variant: str, overrides: dict):
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
 
 
-class _trainable_attention:
-    """The plugin ops have no autograd formula: train through their reference math instead.
-
-    The exported graph still carries the plugin nodes (export runs after this context exits).
-    """
-
-    def __enter__(self):
-        self.saved = []
-        try:
-            import tdeploy.models.layers.window as window
-            from tdeploy.plugins.window_attention.reference import window_attention_reference
-
-            def reference(qkv, bias, mask=None, *, num_heads, scale=None, backend=None):
-                scale = scale if scale is not None else (qkv.shape[-1] // 3 // num_heads) ** -0.5
-                return window_attention_reference(qkv, bias, mask, num_heads, scale)
-
-            self.saved.append((window, "window_attention", window.window_attention))
-            window.window_attention = reference
-        except (ImportError, AttributeError):
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        for module, name, value in self.saved:
-            setattr(module, name, value)
-
-
 def _export_all(name: str, model, overrides: dict, out: Path, calib: Path, calib_samples: int,
                 precisions=("fp32", "fp16", "int8"), method: str = "entropy") -> dict[str, Path]:
     from tdeploy.export.onnx_export import ExportOptions, export
@@ -233,8 +206,7 @@ def run_classifier(family: str, work: Path, quick: bool, threads: int, ablate: b
     start = time.perf_counter()
     spec = model.export_spec()
     xtr, ytr, xte, yte = digits_split()
-    with _trainable_attention():
-        train_classifier(model, xtr, ytr, spec, steps=250 if quick else 800)
+    train_classifier(model, xtr, ytr, spec, steps=250 if quick else 800)
     with torch.no_grad():
         torch_acc = 100.0 * float((model(_normalise(xte, spec)).argmax(-1) == yte).float().mean())
     calib = write_images(xtr, work / f"{family}-calib", 64)
@@ -312,13 +284,12 @@ def run_swinir(work: Path, quick: bool, threads: int) -> Result:
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     steps = 80 if quick else 400
     g = torch.Generator().manual_seed(SEED)
-    with _trainable_attention():
-        for _ in range(steps):
-            idx = torch.randint(0, len(hr_train), (16,), generator=g)
-            loss = F.l1_loss(model(lr_train[idx]), hr_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    for _ in range(steps):
+        idx = torch.randint(0, len(hr_train), (16,), generator=g)
+        loss = F.l1_loss(model(lr_train[idx]), hr_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     model.eval()
     calib = write_images(lr_train, work / "swinir-calib", 64)
     paths = _export_all(variant, model, overrides, work / "swinir", calib, calib_samples=64)

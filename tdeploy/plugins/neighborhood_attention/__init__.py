@@ -17,6 +17,7 @@ import torch
 
 from tdeploy.errors import BackendUnavailable, TdeployError
 from tdeploy.plugins.neighborhood_attention import onnx as _onnx
+from tdeploy.plugins.autograd import register_reference_autograd
 from tdeploy.plugins.neighborhood_attention.reference import neighborhood_attention_reference
 from tdeploy.plugins.registry import PluginOp
 
@@ -131,6 +132,15 @@ def _neighborhood_attention_op(
 def _(qkv, rpb, num_heads, kernel_size, dilation, scale):
     B, H, W, C3 = qkv.shape  # (B, H, W, 3C) -> (B, H, W, C); H, W may be symbolic
     return qkv.new_empty((B, H, W, C3 // 3))
+
+
+# Training through the op: gradients of the reference math (see plugins/autograd.py).
+register_reference_autograd(
+    _neighborhood_attention_op,
+    lambda qkv, rpb, num_heads, kernel_size, dilation, scale: neighborhood_attention_reference(
+        qkv, rpb, num_heads=num_heads, kernel_size=kernel_size, dilation=dilation, scale=scale
+    ),
+)
 
 
 def neighborhood_attention(

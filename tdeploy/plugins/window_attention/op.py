@@ -14,6 +14,7 @@ import os
 import torch
 
 from tdeploy.errors import BackendUnavailable, TdeployError
+from tdeploy.plugins.autograd import register_reference_autograd
 from tdeploy.plugins.window_attention.reference import check_shapes, window_attention_reference
 
 BACKENDS = ("reference", "triton")
@@ -72,6 +73,13 @@ def _(qkv, bias, mask, num_heads, scale, backend):
     check_shapes(qkv, bias, mask, num_heads)
     windows, n, three_c = qkv.shape
     return qkv.new_empty((windows, n, three_c // 3))
+
+
+# Training through the op: gradients of the reference math (see plugins/autograd.py).
+register_reference_autograd(
+    _window_attention_op,
+    lambda qkv, bias, mask, num_heads, scale, backend: window_attention_reference(qkv, bias, mask, num_heads, scale),
+)
 
 
 def window_attention(
