@@ -265,3 +265,14 @@ def test_vit_fp16_io_fp16(tmp_path):
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT16
     out = _run(model, {"pixel_values": np.zeros((1, 3, 32, 32), np.float16)})[0]
     assert out.dtype == np.float16 and out.shape == (1, 10)
+
+
+def test_validate_feeds_an_fp16_io_artifact(tmp_path):
+    """`deploy validate` on --io-dtype fp16: the ORT runner casts the FP32 inputs to what the graph declares."""
+    from tdeploy.deploy.artifact import open_artifact
+    from tdeploy.deploy.validate import validate
+    from tdeploy.export.onnx_export import ExportOptions, export
+
+    export("vit-ti16", tmp_path / "a", options=ExportOptions(precision="fp16", io_dtype="fp16"), **VIT)
+    report = validate(open_artifact(tmp_path / "a"), backends=["ort"], sizes=[(32, 32)])
+    assert report.passed, report.summary()

@@ -10,6 +10,9 @@ from tdeploy.deploy.runners.base import Runner
 from tdeploy.errors import TdeployError
 
 
+_ORT_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
 def _gpu_present() -> bool:
     try:
         import torch
@@ -68,7 +71,11 @@ class OrtRunner(Runner):
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in self.session.get_outputs()]
-        outs = self.session.run(names, {k: np.ascontiguousarray(v) for k, v in feed.items()})
+        # An FP16-IO graph (export --io-dtype fp16) takes float16: cast float inputs to what it declares.
+        dtypes = {i.name: _ORT_FLOAT_TYPES.get(i.type) for i in self.session.get_inputs()}
+        feed = {k: np.ascontiguousarray(v.astype(dtypes[k]) if dtypes.get(k) is not None and v.dtype.kind == "f"
+                                        else v) for k, v in feed.items()}
+        outs = self.session.run(names, feed)
         return dict(zip(names, outs))
 
     def deactivate_impl(self) -> None:
