@@ -37,7 +37,13 @@ from torch import nn
 from tdeploy.errors import TdeployError
 from tdeploy.models.layers import Mlp
 from tdeploy.models.registry import register_model
-from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
+from tdeploy.models.spec import (
+    CLASSIFIER_THRESHOLDS,
+    CLASSIFIER_TOLERANCES,
+    ExportSpec,
+    Tolerance,
+    image_input,
+)
 from tdeploy.plugins.neighborhood_attention import neighborhood_attention
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # NAT/DiNAT use timm's ImageNet defaults
@@ -278,20 +284,9 @@ class NAT(nn.Module):
             threshold = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
         else:
             outputs, task, metric = ("logits",), "classification", "top1_agreement"
-            tolerances = {
-                "fp32": {"": Tolerance(atol=1e-3, rtol=1e-3)},
-                "fp16": {"": Tolerance(atol=5e-2, rtol=5e-2)},
-                "int8": {"": Tolerance(atol=5e-1, rtol=2e-1)},
-            }
-            threshold = {"fp32": 1.0, "fp16": 0.99, "int8": 0.9}
+            tolerances, threshold = CLASSIFIER_TOLERANCES, CLASSIFIER_THRESHOLDS
         return ExportSpec(
-            inputs=(
-                InputSpec(
-                    "pixel_values",
-                    ("batch", c.in_chans, "height", "width"),
-                    example=(1, c.in_chans, c.img_size, c.img_size),
-                ),
-            ),
+            inputs=(image_input(c.in_chans, c.img_size),),
             outputs=outputs,
             task=task,
             metric=metric,

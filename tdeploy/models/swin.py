@@ -23,7 +23,12 @@ from torch import nn
 
 from tdeploy.models.layers.window import SwinBlock, padded_size, shifted_window_mask
 from tdeploy.models.registry import register_model
-from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
+from tdeploy.models.spec import (
+    CLASSIFIER_THRESHOLDS,
+    CLASSIFIER_TOLERANCES,
+    ExportSpec,
+    image_input,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -154,13 +159,7 @@ class SwinTransformer(nn.Module):
         c = self.cfg
         multiple = c.patch_size * 2 ** (len(c.depths) - 1)  # 32: every stage sees whole patches
         return ExportSpec(
-            inputs=(
-                InputSpec(
-                    "pixel_values",
-                    ("batch", c.in_chans, "height", "width"),
-                    example=(1, c.in_chans, c.img_size, c.img_size),
-                ),
-            ),
+            inputs=(image_input(c.in_chans, c.img_size),),
             outputs=("logits",),
             task="classification",
             metric="top1_agreement",
@@ -169,12 +168,8 @@ class SwinTransformer(nn.Module):
             mean=c.mean,
             std=c.std,
             validate_sizes=((c.img_size + multiple, c.img_size + multiple), (c.img_size - multiple, c.img_size + 3 * multiple)),
-            tolerances={
-                "fp32": {"": Tolerance(atol=1e-3, rtol=1e-3)},
-                "fp16": {"": Tolerance(atol=5e-2, rtol=5e-2)},
-                "int8": {"": Tolerance(atol=5e-1, rtol=2e-1)},
-            },
-            metric_threshold={"fp32": 1.0, "fp16": 0.99, "int8": 0.9},
+            tolerances=CLASSIFIER_TOLERANCES,
+            metric_threshold=CLASSIFIER_THRESHOLDS,
         )
 
     @staticmethod

@@ -19,7 +19,12 @@ from torch import nn
 
 from tdeploy.models.layers import Mlp, MultiHeadSelfAttention
 from tdeploy.models.registry import register_model
-from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
+from tdeploy.models.spec import (
+    CLASSIFIER_THRESHOLDS,
+    CLASSIFIER_TOLERANCES,
+    ExportSpec,
+    image_input,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,13 +125,7 @@ class VisionTransformer(nn.Module):
     def export_spec(self) -> ExportSpec:
         c = self.cfg
         return ExportSpec(
-            inputs=(
-                InputSpec(
-                    "pixel_values",
-                    ("batch", c.in_chans, "height", "width"),
-                    example=(1, c.in_chans, c.img_size, c.img_size),
-                ),
-            ),
+            inputs=(image_input(c.in_chans, c.img_size),),
             outputs=("logits",),
             task="classification",
             metric="top1_agreement",
@@ -135,12 +134,8 @@ class VisionTransformer(nn.Module):
             mean=c.mean,
             std=c.std,
             validate_sizes=((c.img_size + 2 * c.patch_size, c.img_size - 2 * c.patch_size),),
-            tolerances={
-                "fp32": {"": Tolerance(atol=1e-3, rtol=1e-3)},
-                "fp16": {"": Tolerance(atol=5e-2, rtol=5e-2)},
-                "int8": {"": Tolerance(atol=5e-1, rtol=2e-1)},
-            },
-            metric_threshold={"fp32": 1.0, "fp16": 0.99, "int8": 0.9},
+            tolerances=CLASSIFIER_TOLERANCES,
+            metric_threshold=CLASSIFIER_THRESHOLDS,
         )
 
     @staticmethod
