@@ -371,6 +371,7 @@ ARCHS = (80, 86, 87, 89, 90)
 def test_ptx_entry_matches_trt_aot_launch():
     """PTX params must be exactly what TRT's AOT launch passes: qkv, rpb (inputs), H, W (int32), out."""
     from tdeploy.plugins.neighborhood_attention import trt
+    from tdeploy.plugins.triton_aot import entry_params
 
     specs = [
         dict(dtype=dt, num_heads=2, head_dim=hd, kernel_size=7, dilation=d, scale=hd**-0.5, arch=arch)
@@ -381,8 +382,11 @@ def test_ptx_entry_matches_trt_aot_launch():
             [1, 2, 1, 4, 8],
         )
     ]
-    for spec, kernel in zip(specs, trt.compile_ptx_many(specs)):
-        assert trt.ptx_entry_params(kernel.ptx, kernel.name) == list(trt.EXPECTED_PARAMS), spec
+    for spec, kernel in zip(specs, trt.compile_kernels([trt.kernel_config(**s) for s in specs])):
+        name, params = entry_params(kernel.ptx)
+        assert name == kernel.name and tuple(t for _, t in params) == trt.EXPECTED_PARAMS == kernel.params, spec
+        entry = re.search(r"\.entry\s+\w+\s*\((.*?)\)", kernel.ptx, re.S).group(1)
+        assert re.findall(r"\.param\s+\.(\w+)", entry) == ["u64", "u64", "u32", "u32", "u64"], spec
         target = re.search(r"\.target\s+(\w+)", kernel.ptx).group(1)
         assert target.startswith(f"sm_{spec['arch']}"), (target, spec)
         assert kernel.num_warps * 32 == 128 and kernel.shared >= 0

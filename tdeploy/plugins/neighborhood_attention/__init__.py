@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from tdeploy.errors import BackendUnavailable, TdeployError
-from tdeploy.plugins.neighborhood_attention import onnx as _onnx
 from tdeploy.plugins.autograd import register_reference_autograd
+from tdeploy.plugins.neighborhood_attention import onnx as _onnx
 from tdeploy.plugins.neighborhood_attention.reference import neighborhood_attention_reference
 from tdeploy.plugins.registry import PluginOp
 

@@ -11,43 +11,23 @@ input and output tensors "for kernel signature to be compatible with AOT plugin 
 
 which is exactly ``na2d_fwd_kernel(QKV, RPB, H, W, OUT, <constexprs>)``. Extra scalars can only be
 int32 symbolic expressions, so the float ``scale`` (and the other attributes) are compile-time
-constants of the PTX. :func:`ptx_entry_params` reads the ``.entry`` parameter list back so tests can
-check that the PTX declares exactly these five parameters. Triton (3.5 included) appends two hidden
-scratch pointers to every entry; TensorRT would not pass them, so :func:`strip_hidden_params` removes
-them from the ``.entry`` line when the kernel uses no scratch memory and never reads them, and
-:func:`compile_ptx` refuses the PTX otherwise.
+constants of the PTX. The PTX is built by :mod:`tdeploy.plugins.triton_aot`, which strips Triton's
+hidden scratch parameters from the ``.entry`` (refusing kernels that use scratch memory) and checks
+that the entry declares exactly these five parameters.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import json
-import os
-import re
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 from tdeploy.errors import BackendUnavailable, TdeployError
 from tdeploy.plugins.registry import PLUGIN_NAMESPACE
 
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::NeighborhoodAttention2D"
-# .param types of the entry, in order: qkv, rpb, H, W, out
-EXPECTED_PARAMS = ("u64", "u64", "u32", "u32", "u64")
+# .entry parameters of the PTX, in order (as tdeploy.plugins.triton_aot.entry_params reads them): qkv, rpb, H, W, out
+EXPECTED_PARAMS = ("ptr", "ptr", "u32", "u32", "ptr")
 _TRITON_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
-@dataclass(frozen=True)
-class CompiledPTX:
-    name: str  # kernel (entry) name
-    ptx: str
-    num_warps: int
-    shared: int  # dynamic shared memory, bytes
-    cfg: dict  # tile sizes (kernel_config)
-
-
-def compile_ptx(
+def kernel_config(
     *,
     dtype: str,
     num_heads: int,
@@ -56,64 +36,19 @@ def compile_ptx(
     dilation: int,
     scale: float,
     arch: int = 90,
-) -> CompiledPTX:
-    """Triton -> PTX for one attribute set and dtype ("float32"/"float16"/"bfloat16"); needs no GPU."""
-    spec = dict(
-        dtype=dtype,
-        num_heads=num_heads,
-        head_dim=head_dim,
-        kernel_size=kernel_size,
-        dilation=dilation,
-        scale=float(scale),
-        arch=arch,
-    )
-    return compile_ptx_many([spec])[0]
-
-
-def compile_ptx_many(specs: list[dict]) -> list[CompiledPTX]:
-    """:func:`compile_ptx` for several specs (keyword dicts).
-
-    Under ``TRITON_INTERPRET=1`` (CPU tests) Triton's language helpers were created as interpreted
-    functions at import, and real compilation fails; the specs are then compiled in one child Python
-    process with the interpreter off.
-    """
+) -> dict:
+    """Arguments of :func:`tdeploy.plugins.triton_aot.compile_ptx` for one attribute set and dtype
+    ("float32"/"float16"/"bfloat16"), plus its tile sizes under ``"blocks"``."""
     try:
-        import triton
+        from tdeploy.plugins.neighborhood_attention.triton import kernel_config as tile_config
     except ImportError as exc:
         raise BackendUnavailable(f"TensorRT AOT plugin needs triton to build PTX ({exc})") from exc
-    if not triton.knobs.runtime.interpret:
-        return [_compile_here(**spec) for spec in specs]
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = str(Path(__file__).resolve().parents[3])  # the folder holding the tdeploy package
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tdeploy.plugins.neighborhood_attention.trt"],
-        input=json.dumps(specs),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BackendUnavailable(f"compiling the NeighborhoodAttention2D kernel to PTX failed: {last}")
-    return [CompiledPTX(**r) for r in json.loads(proc.stdout)]
-
-
-def _compile_here(
-    *, dtype: str, num_heads: int, head_dim: int, kernel_size: int, dilation: int, scale: float, arch: int
-) -> CompiledPTX:
-    import triton
-    from triton.backends.compiler import GPUTarget
-
-    from tdeploy.plugins.neighborhood_attention.triton import kernel_config, na2d_fwd_kernel
-
     if dtype not in _TRITON_DTYPES:
         raise TdeployError(
             f"NeighborhoodAttention2D plugin: dtype {dtype!r} not supported; use {list(_TRITON_DTYPES)}"
         )
     t = _TRITON_DTYPES[dtype]
-    cfg = kernel_config(kernel_size, dilation, head_dim)
+    blocks = tile_config(kernel_size, dilation, head_dim)
     constexprs = {
         "NUM_HEADS": num_heads,
         "HEAD_DIM": head_dim,
@@ -122,65 +57,34 @@ def _compile_here(
         "SCALE": float(scale),
         "HAS_RPB": True,  # the ONNX node always carries an rpb (zeros when the model has none)
         "DOT_FP32": dtype == "float32",
-        "BLOCK_R": cfg["BLOCK_R"],
-        "BLOCK_Q": cfg["BLOCK_Q"],
-        "BLOCK_KV": cfg["BLOCK_KV"],
-        "BLOCK_D": cfg["BLOCK_D"],
+        "BLOCK_R": blocks["BLOCK_R"],
+        "BLOCK_Q": blocks["BLOCK_Q"],
+        "BLOCK_KV": blocks["BLOCK_KV"],
+        "BLOCK_D": blocks["BLOCK_D"],
     }
     signature = {"QKV": f"*{t}", "RPB": f"*{t}", "H": "i32", "W": "i32", "OUT": f"*{t}"}
-    signature.update({name: "constexpr" for name in constexprs})
-    src = triton.compiler.ASTSource(fn=na2d_fwd_kernel, signature=signature, constexprs=constexprs)
-    compiled = triton.compile(
-        src, target=GPUTarget("cuda", arch, 32), options={"num_warps": cfg["num_warps"]}
-    )
-    meta = compiled.metadata
-    if getattr(meta, "global_scratch_size", 0) or getattr(meta, "profile_scratch_size", 0):
-        raise BackendUnavailable(
-            f"triton {triton.__version__} compiled the kernel with global/profile scratch memory, "
-            "which TensorRT's AOT launch does not provide; build the plugin with triton==3.5.1"
-        )
-    ptx = strip_hidden_params(compiled.asm["ptx"], meta.name, len(EXPECTED_PARAMS))
-    params = ptx_entry_params(ptx, meta.name)
-    if tuple(params) != EXPECTED_PARAMS:
-        raise BackendUnavailable(
-            f"triton {triton.__version__} emitted PTX parameters {params}, but TensorRT's AOT launch passes "
-            f"{list(EXPECTED_PARAMS)} (qkv, rpb, H, W, out); build the plugin with triton==3.5.1"
-        )
-    return CompiledPTX(name=meta.name, ptx=ptx, num_warps=meta.num_warps, shared=meta.shared, cfg=cfg)
+    return {
+        "signature": {**signature, **{name: "constexpr" for name in constexprs}},
+        "constexprs": constexprs,
+        "cc": arch,
+        "num_warps": blocks["num_warps"],
+        "num_stages": 3,  # Triton's CUDA default, what this plugin has always been compiled with
+        "blocks": blocks,
+    }
 
 
-def strip_hidden_params(ptx: str, name: str, keep: int) -> str:
-    """Drop the trailing ``.param``s that Triton appends after the kernel's own arguments.
+def compile_kernels(configs: list[dict]):
+    """PTX kernels (:class:`tdeploy.plugins.triton_aot.PtxKernel`) for several :func:`kernel_config` results."""
+    from tdeploy.plugins.neighborhood_attention.triton import na2d_fwd_kernel
+    from tdeploy.plugins.triton_aot import compile_ptx_many
 
-    Triton 3.5 declares two hidden pointers (global and profile scratch) after the declared
-    arguments. TensorRT passes only the declared ones, so when the body never reads a hidden
-    parameter (no scratch memory: checked by the caller, and here by name) it is removed from the
-    ``.entry`` line; a parameter that is read makes this raise instead.
-    """
-    match = re.search(r"(\.entry\s+" + re.escape(name) + r"\s*\()(.*?)(\))", ptx, re.S)
-    if match is None:
-        raise TdeployError(f"no .entry {name} in the PTX")
-    params = [p.strip() for p in match.group(2).split(",") if p.strip()]
-    if len(params) <= keep:
-        return ptx
-    body = ptx[match.end() :]
-    for dropped in params[keep:]:
-        pname = dropped.split()[-1]
-        if re.search(re.escape(pname) + r"\b", body):
-            raise BackendUnavailable(
-                f"the PTX reads hidden parameter {pname}, which TensorRT's AOT launch does not pass; "
-                "build the plugin with triton==3.5.1"
-            )
-    header = match.group(1) + "\n\t" + ",\n\t".join(params[:keep]) + "\n" + match.group(3)
-    return ptx[: match.start()] + header + body
+    return compile_ptx_many(na2d_fwd_kernel, [{k: v for k, v in c.items() if k != "blocks"} for c in configs])
 
 
-def ptx_entry_params(ptx: str, name: str) -> list[str]:
-    """The ``.param`` types of ``.entry name(...)`` in order, e.g. ['u64', 'u64', 'u32', 'u32', 'u64']."""
-    match = re.search(r"\.entry\s+" + re.escape(name) + r"\s*\((.*?)\)", ptx, re.S)
-    if match is None:
-        raise TdeployError(f"no .entry {name} in the PTX")
-    return re.findall(r"\.param\s+\.(\w+)", match.group(1))
+def compile_kernel(**spec):
+    """(PtxKernel, tile sizes) for one attribute set (the keyword arguments of :func:`kernel_config`); no GPU needed."""
+    config = kernel_config(**spec)
+    return compile_kernels([config])[0], config["blocks"]
 
 
 def register() -> None:
@@ -230,7 +134,7 @@ def register() -> None:
         shape = qkv.shape_expr  # (B, H, W, 3C); B, H, W may be dynamic
         head_dim = int(qkv.shape_expr[3].constant_value()) // (3 * num_heads)
         major, minor = _device_capability()
-        kernel = compile_ptx(
+        kernel, cfg = compile_kernel(
             dtype=dtype,
             num_heads=num_heads,
             head_dim=head_dim,
@@ -239,7 +143,6 @@ def register() -> None:
             scale=scale,
             arch=10 * major + minor,
         )
-        cfg = kernel.cfg
         launch = trtp.KernelLaunchParams()
         # grid: (column blocks x dilation groups, row blocks x groups, B * heads); see triton.grid()
         launch.grid_x = dilation * trtp.cdiv(trtp.cdiv(shape[2], dilation), cfg["BLOCK_Q"])
@@ -263,7 +166,3 @@ def _device_capability() -> tuple[int, int]:
         raise BackendUnavailable("building the NeighborhoodAttention2D plugin needs a CUDA GPU")
     return torch.cuda.get_device_capability()
 
-
-if __name__ == "__main__":  # child process of compile_ptx_many: JSON specs on stdin, JSON kernels on stdout
-    _specs = json.loads(sys.stdin.read())
-    print(json.dumps([dataclasses.asdict(_compile_here(**spec)) for spec in _specs]))
