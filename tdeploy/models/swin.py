@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from tdeploy.models.layers.init import init_linear_weights
 from tdeploy.models.layers.window import SwinBlock, padded_size, shifted_window_mask
 from tdeploy.models.registry import register_model
 from tdeploy.models.spec import (
@@ -139,14 +140,7 @@ class SwinTransformer(nn.Module):
         self.layers = nn.Sequential(*[SwinStage(cfg, i, dims[i]) for i in range(len(cfg.depths))])
         self.norm = nn.LayerNorm(dims[-1])
         self.head = ClassifierHead(dims[-1], cfg.num_classes)
-        self._init_weights()
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self)
 
     def forward_features(self, x):  # (B, 3, H, W) -> (B, H/32, W/32, 8C)
         return self.norm(self.layers(self.patch_embed(x)))

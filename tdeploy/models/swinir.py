@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tdeploy.models.layers.init import init_linear_weights
 from tdeploy.models.layers.window import SwinBlock, padded_size, shifted_window_mask
 from tdeploy.models.registry import register_model
 from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
@@ -183,14 +184,7 @@ class SwinIR(nn.Module):
             self.lrelu = nn.LeakyReLU(0.2, inplace=True)
         else:
             self.conv_last = nn.Conv2d(c, cfg.in_chans, 3, 1, 1)
-        self._init_weights()
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self)
 
     def forward_features(self, x):  # (B, C, Hp, Wp), Hp/Wp whole windows -> same
         Hp, Wp = x.shape[2], x.shape[3]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tdeploy.models.layers import Mlp, MultiHeadSelfAttention
+from tdeploy.models.layers.init import init_linear_weights
 from tdeploy.models.registry import register_model
 from tdeploy.models.spec import (
     CLASSIFIER_THRESHOLDS,
@@ -106,10 +107,7 @@ class VisionTransformer(nn.Module):
     def _init_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_linear_weights(self)
 
     def forward_features(self, x):  # (B, 3, H, W) -> (B, 1 + H/p * W/p, C)
         x = self.patch_embed(x)  # (B, h, w, C)
