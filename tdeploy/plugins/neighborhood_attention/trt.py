@@ -92,13 +92,9 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    try:
-        import tensorrt as trt
-        import tensorrt.plugin as trtp
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"TensorRT is not installed ({exc}); install it on a machine with an NVIDIA GPU"
-        ) from exc
+    from tdeploy.plugins.triton_aot import device_cc, import_plugin_api
+
+    trt, trtp = import_plugin_api(PLUGIN_ID)
 
     # Attribute types follow the ONNX parser's mapping: INT -> int32, FLOAT -> float32, STRING -> str.
     @trtp.register(PLUGIN_ID)
@@ -133,7 +129,6 @@ def register() -> None:
         dtype = {trt.float32: "float32", trt.float16: "float16", trt.bfloat16: "bfloat16"}[qkv.dtype]
         shape = qkv.shape_expr  # (B, H, W, 3C); B, H, W may be dynamic
         head_dim = int(qkv.shape_expr[3].constant_value()) // (3 * num_heads)
-        major, minor = _device_capability()
         kernel, cfg = compile_kernel(
             dtype=dtype,
             num_heads=num_heads,
@@ -141,7 +136,7 @@ def register() -> None:
             kernel_size=kernel_size,
             dilation=dilation,
             scale=scale,
-            arch=10 * major + minor,
+            arch=device_cc(PLUGIN_ID),
         )
         launch = trtp.KernelLaunchParams()
         # grid: (column blocks x dilation groups, row blocks x groups, B * heads); see triton.grid()
@@ -157,12 +152,3 @@ def register() -> None:
 
 
 _registered = False
-
-
-def _device_capability() -> tuple[int, int]:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("building the NeighborhoodAttention2D plugin needs a CUDA GPU")
-    return torch.cuda.get_device_capability()
-

@@ -12,7 +12,7 @@ extra int32 args (n_win), the output pointer (out) -- exactly the kernel's runti
 
 from __future__ import annotations
 
-from tdeploy.errors import BackendUnavailable, TdeployError
+from tdeploy.errors import TdeployError
 
 PLUGIN_ID = "tdeploy::WindowAttention"
 _registered = False
@@ -80,30 +80,14 @@ def compile_kernel(dtype: str, n: int, num_heads: int, head_dim: int, scale: flo
     return compile_kernels([config])[0], config["blocks"]
 
 
-def _device_cc() -> int:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BackendUnavailable(f"{PLUGIN_ID}: building a TensorRT engine needs a CUDA GPU")
-    major, minor = torch.cuda.get_device_capability()
-    return major * 10 + minor
-
-
 def register() -> None:
     """Register descriptor, autotune and AOT implementation of ``tdeploy::WindowAttention`` (once)."""
     global _registered
     if _registered:
         return
-    try:
-        import tensorrt as trt
-        import tensorrt.plugin as trtp
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"TensorRT is not installed ({exc}); it is needed only to build engines with the "
-            f"{PLUGIN_ID} plugin"
-        ) from exc
-    if not hasattr(trtp, "aot_impl"):
-        raise BackendUnavailable(f"TensorRT {trt.__version__} has no tensorrt.plugin.aot_impl; need >= 10.9")
+    from tdeploy.plugins.triton_aot import device_cc, import_plugin_api
+
+    trt, trtp = import_plugin_api(PLUGIN_ID)
 
     @trtp.register(PLUGIN_ID)
     def _desc(
@@ -128,7 +112,7 @@ def register() -> None:
         # (With N = 1 the softmax is over one key: any mask is a no-op, so the test is exact.)
         has_mask = _constant(mask.shape_expr[1], "mask dim 1") != 1
         dtype = {trt.float32: "fp32", trt.float16: "fp16"}[qkv.dtype]
-        kernel, cfg = compile_kernel(dtype, n, num_heads, head_dim, scale, has_mask, _device_cc())
+        kernel, cfg = compile_kernel(dtype, n, num_heads, head_dim, scale, has_mask, device_cc(PLUGIN_ID))
 
         launch = trtp.KernelLaunchParams()
         launch.grid_x = qkv.shape_expr[0]  # B*nW windows: the dynamic dim
