@@ -361,8 +361,8 @@ def run_transformer(work: Path, quick: bool, threads: int) -> Result:
     calib = work / "transformer-calib.txt"
     calib.write_text("\n".join(" ".join(map(str, s)) for s, _ in train[:64]) + "\n")
     paths = _export_all(variant, model, overrides, work / "transformer", calib, calib_samples=32)
-    from tdeploy.deploy.generation import GenerationConfig, RunnerStep, generate
-    from tdeploy.deploy.runners import OrtRunner
+    from tdeploy.deploy.tasks.generation import GenerationConfig, RunnerStep, generate
+    from tdeploy.runtime import OrtRunner
 
     res = Result("transformer", variant, "exact match %")
     extra = model.generation_config()

@@ -47,9 +47,9 @@ def _interleaved(runners: dict, feed: dict, warmup: int, iters: int) -> dict[str
 
 
 def run(threads: int = 2, models=MODELS, batches=BATCHES, warmup: int = 3, iters: int = 15) -> str:
-    from tdeploy.deploy.runners import OrtRunner
     from tdeploy.export.onnx_export import ExportOptions, example_inputs, export
     from tdeploy.models import get_entry
+    from tdeploy.runtime import OrtRunner
 
     rows = ["| model | batch | FP32 p50 ms | INT8 p50 ms | FP32 / INT8 |", "|---|---|---|---|---|"]
     notes = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tdeploy.deploy.artifact import open_artifact
-from tdeploy.deploy.bench import bench
+from tdeploy.artifact.folder import open_artifact
+from tdeploy.deploy.evaluate.bench import bench
 from tdeploy.export import ExportOptions, export
 
 ARTIFACT = Path("artifacts/bench/swin-t")

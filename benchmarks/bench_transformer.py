@@ -17,16 +17,16 @@ import numpy as np
 import onnxruntime
 import torch
 
-from tdeploy.deploy.artifact import open_artifact
-from tdeploy.deploy.bench import machine_description
-from tdeploy.deploy.generation import (
+from tdeploy.artifact.folder import open_artifact
+from tdeploy.deploy.evaluate.bench import machine_description
+from tdeploy.deploy.evaluate.report import markdown_table
+from tdeploy.deploy.tasks.generation import (
     GenerationConfig,
     TorchCachedStep,
     TorchRecomputeStep,
     generate,
     runner_step,
 )
-from tdeploy.deploy.report import markdown_table
 from tdeploy.export import ExportOptions, export
 from tdeploy.export.onnx_export import build_model
 

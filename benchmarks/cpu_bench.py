@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import benchmarks
-from tdeploy.deploy.bench import machine_description
+from tdeploy.deploy.evaluate.bench import machine_description
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- cpu-bench:begin -->", "<!-- cpu-bench:end -->"

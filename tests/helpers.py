@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tdeploy.deploy.cli import cli, main
+from tdeploy.deploy.cli.main import cli, main
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import importlib.util
 import platform
 from dataclasses import asdict, dataclass, field
 
-from tdeploy.deploy.tensorrt_env import INSTALL_HINT, version_problem
+from tdeploy.tensorrt.runtimes import INSTALL_HINT, probe_tensorrt, version_problem
 
 TRITON_HINT = "pip install 'tdeploy[triton]'"
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt")
@@ -117,12 +117,11 @@ def gather_facts() -> Facts:
             facts.triton_nvidia_backend = True
         except Exception as exc:  # noqa: BLE001
             facts.import_errors["triton"] = _first_line(exc)
-    if facts.versions.get("tensorrt") or importlib.util.find_spec("tensorrt") is not None:
-        try:
-            trt = importlib.import_module("tensorrt")
-            facts.versions["tensorrt"] = getattr(trt, "__version__", facts.versions.get("tensorrt"))
-        except Exception as exc:  # noqa: BLE001 - e.g. the libraries are there but CUDA is not
-            facts.import_errors["tensorrt"] = _first_line(exc)
+    version, error = probe_tensorrt()
+    if version:
+        facts.versions["tensorrt"] = version
+    if error:
+        facts.import_errors["tensorrt"] = error
     facts.cuda_driver = cuda_driver_version()
     return facts
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from tdeploy.export.checks import load_onnx
+from tdeploy.artifact.onnx_file import load_onnx
 
 
 def _dims(value: onnx.ValueInfoProto) -> str:

@@ -7,25 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
+from torch import nn
 
+from tdeploy.artifact.spec import ExportSpec, Tolerance
 from tdeploy.errors import TdeployError
-
-
-def load_onnx(path: str | Path, *, load_weights: bool = True) -> onnx.ModelProto:
-    """Load an ONNX file, or fail with one line saying the file is not a readable ONNX model."""
-    path = Path(path)
-    if not path.is_file():
-        raise TdeployError(f"ONNX file not found: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=load_weights)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise TdeployError(
-            f"{path} is not a readable ONNX model ({reason}); re-export it with `deploy export`"
-        ) from None
-    if not model.graph.node:
-        raise TdeployError(f"{path} is not a readable ONNX model (no graph nodes); re-export it with `deploy export`")
-    return model
+from tdeploy.runtime.compare import compare
+from tdeploy.runtime.ort_runner import OrtRunner
 
 
 def check_model(path: str | Path) -> onnx.ModelProto:
@@ -38,17 +26,25 @@ def check_model(path: str | Path) -> onnx.ModelProto:
         raise TdeployError(f"exported graph {Path(path).name} fails the ONNX checker: {first}") from None
 
 
-def compare_outputs(
-    got: dict[str, np.ndarray], ref: dict[str, np.ndarray], atol: float, rtol: float
-) -> list[str]:
-    """Names (with the max error) of outputs where |got - ref| > atol + rtol * |ref| anywhere."""
+def check_against_torch(module: nn.Module, spec: ExportSpec, path: Path, args, precision: str = "fp32") -> None:
+    """Run the saved file in ONNX Runtime at the export shape and compare with PyTorch."""
+    with torch.no_grad():
+        ref = module(*args)
+    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+    ref = {name: t.detach().float().numpy() for name, t in zip(spec.outputs, ref)}
+    feed = {i.name: a.numpy() for i, a in zip(spec.inputs, args)}
+    with OrtRunner(path, threads=0) as runner:
+        got = runner.infer(feed)
     bad = []
-    for name, r in ref.items():
-        g = got[name]
-        if g.shape != r.shape:
-            bad.append(f"{name}: shape {g.shape} != {r.shape}")
+    for name in ref:  # FP32: the spec's tolerance x10 (export shape only); FP16/INT8: the precision's
+        if got[name].shape != ref[name].shape:
+            bad.append(f"{name}: shape {got[name].shape} != {ref[name].shape}")
             continue
-        g64, r64 = g.astype(np.float64), r.astype(np.float64)
-        if not np.all(np.abs(g64 - r64) <= atol + rtol * np.abs(r64)):
-            bad.append(f"{name}: max abs error {np.max(np.abs(g64 - r64)):.3g}")
-    return bad
+        tol = spec.tolerance(precision, name)
+        scale = 10 if precision == "fp32" else 1
+        result = compare(name, got[name].astype(np.float32), ref[name],
+                         Tolerance(atol=tol.atol * scale, rtol=tol.rtol * scale))
+        if not result.within_tolerance:
+            bad.append(result.describe())
+    if bad:
+        raise TdeployError(f"exported {path.name} disagrees with PyTorch in ONNX Runtime: {'; '.join(bad)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from tdeploy.models.spec import ExportSpec
+from tdeploy.artifact.spec import ExportSpec
 
 
 def rename_dynamic_dims(model: onnx.ModelProto, spec: ExportSpec, options=None) -> None:

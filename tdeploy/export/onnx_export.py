@@ -16,20 +16,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
 from torch.export import Dim
 
 import tdeploy
+from tdeploy.artifact.atomic import staged_dir
+from tdeploy.artifact.hashing import sha256_file
+from tdeploy.artifact.sidecar import SIDECAR_NAME, GraphInfo, Sidecar
 from tdeploy.errors import TdeployError
-from tdeploy.export.atomic import staged_dir
-from tdeploy.export.checks import check_model, compare_outputs
+from tdeploy.export.checks import check_against_torch, check_model
 from tdeploy.export.graph_passes import rename_dynamic_dims
-from tdeploy.export.sidecar import SIDECAR_NAME, GraphInfo, Sidecar, sha256_file
 from tdeploy.models import ExportSpec, InputSpec, create_model, get_entry
 from tdeploy.plugins import DOMAIN, custom_translation_table
+from tdeploy.plugins.onnx_functions import finalize_plugin_nodes
 
 DEFAULT_OPSET = 18
 # The largest spatial size (pixels) the exported graph promises to handle (torch.export needs a bound).
@@ -173,42 +174,10 @@ def export_graph(module: nn.Module, spec: ExportSpec, path: Path, options: Expor
     onnx.save(model, str(path))
     if options.check:
         check_model(path)
-        _check_against_torch(module, spec, path, args, options.precision)
+        check_against_torch(module, spec, path, args, options.precision)
     custom = sorted({f"{n.domain}::{n.op_type}" for n in onnx.load(str(path), load_external_data=False).graph.node
                      if n.domain == DOMAIN})
     return GraphInfo(file=path.name, sha256=sha256_file(path), spec=spec.to_json(), custom_ops=custom)
-
-
-def finalize_plugin_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Hook for the plugin ops' post-pass (stamping plugin attributes), when they need one."""
-    try:
-        from tdeploy.plugins.onnx_functions import finalize_plugin_nodes as finalize
-    except ModuleNotFoundError:
-        return model
-    return finalize(model)
-
-
-def _check_against_torch(module: nn.Module, spec: ExportSpec, path: Path, args, precision: str = "fp32") -> None:
-    """Run the saved file in ONNX Runtime at the export shape and compare with PyTorch."""
-    from tdeploy.deploy.runners import OrtRunner
-
-    with torch.no_grad():
-        ref = module(*args)
-    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-    ref = {name: t.detach().float().numpy() for name, t in zip(spec.outputs, ref)}
-    feed = {i.name: a.numpy() for i, a in zip(spec.inputs, args)}
-    with OrtRunner(path, threads=0) as runner:
-        dtypes = {i.name: i.type for i in runner.session.get_inputs()}
-        feed = {k: v.astype(np.float16) if dtypes.get(k) == "tensor(float16)" else v for k, v in feed.items()}
-        got = runner.infer(feed)
-    bad = []
-    for name in ref:  # FP32: the spec's tolerance x10 (export shape only); FP16/INT8: the precision's
-        tol = spec.tolerance(precision, name)
-        scale = 10 if precision == "fp32" else 1
-        bad += compare_outputs({name: got[name].astype(np.float32)}, {name: ref[name]}, atol=tol.atol * scale,
-                               rtol=tol.rtol * scale)
-    if bad:
-        raise TdeployError(f"exported {path.name} disagrees with PyTorch in ONNX Runtime: {'; '.join(bad)}")
 
 
 def export_graphs(model: nn.Module) -> dict[str, tuple[nn.Module, ExportSpec]]:

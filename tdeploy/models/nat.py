@@ -40,14 +40,14 @@ from tdeploy.models.registry import register_model
 from tdeploy.models.spec import (
     CLASSIFIER_THRESHOLDS,
     CLASSIFIER_TOLERANCES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     ExportSpec,
     Tolerance,
     image_input,
 )
 from tdeploy.plugins.neighborhood_attention import neighborhood_attention
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # NAT/DiNAT use timm's ImageNet defaults
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_NAMES = ("feat_s4", "feat_s8", "feat_s16", "feat_s32")
 
 

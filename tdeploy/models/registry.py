@@ -5,6 +5,9 @@ Variants register a builder (timm style)::
     @register_model("vit-s16", family="vit")
     def vit_s16(**overrides): ...
 
+The family modules register their variants when imported; ``tdeploy/models/__init__.py`` imports
+every family, so importing anything of ``tdeploy.models`` registers them all.
+
 Every built model exposes ``export_spec() -> ExportSpec`` and ``checkpoint_filter(state_dict)``
 (official checkpoint layouts -> this model's keys). Multi-graph models (encoder/decoder) also expose
 ``export_graphs()``; see :mod:`tdeploy.export`.
@@ -40,7 +43,7 @@ class ModelEntry:
             key = str(exc).rsplit(" ", 1)[-1]
             raise TdeployError(
                 f"{self.name} has no setting {key} ({exc}); the settings are the fields of its config "
-                f"dataclass in tdeploy/models/{self.family}.py"
+                f"dataclass in tdeploy/models/{self.builder.__module__.rsplit('.', 1)[-1]}.py"
             ) from None
         model.variant_name = self.name
         return model
@@ -48,7 +51,6 @@ class ModelEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 _FAMILY_DEFAULTS: dict[str, str] = {}
-_FAMILY_MODULES = ("vit", "swin", "swinir", "nat", "transformer")
 
 
 def register_model(name: str, *, family: str, default: bool = False):
@@ -66,33 +68,17 @@ def register_model(name: str, *, family: str, default: bool = False):
     return wrap
 
 
-def _load_families() -> None:
-    """Import each family module once so its variants register (missing families are skipped)."""
-    import importlib
-
-    for module in _FAMILY_MODULES:
-        qualified = f"tdeploy.models.{module}"
-        try:
-            importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-
-
 def list_models(family: str | None = None) -> list[str]:
-    _load_families()
     return sorted(n for n, e in _MODELS.items() if family is None or e.family == family)
 
 
 def list_families() -> dict[str, str]:
     """family alias -> default variant."""
-    _load_families()
     return dict(sorted(_FAMILY_DEFAULTS.items()))
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for a variant name or family alias; unknown names list the close ones."""
-    _load_families()
     resolved = _FAMILY_DEFAULTS.get(name, name)
     if resolved in _MODELS:
         return _MODELS[resolved]
@@ -105,7 +91,6 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def is_family_alias(name: str) -> bool:
-    _load_families()
     return name in _FAMILY_DEFAULTS
 
 

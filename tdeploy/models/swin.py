@@ -27,12 +27,11 @@ from tdeploy.models.registry import register_model
 from tdeploy.models.spec import (
     CLASSIFIER_THRESHOLDS,
     CLASSIFIER_TOLERANCES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     ExportSpec,
     image_input,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

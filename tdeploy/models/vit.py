@@ -27,8 +27,6 @@ from tdeploy.models.spec import (
     image_input,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # timm's augreg ViT checkpoints normalise with 0.5/0.5.
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)

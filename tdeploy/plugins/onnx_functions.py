@@ -12,9 +12,9 @@ So each op's translation emits the bare custom node (domain ``tdeploy``), and
   and any other runtime run the file as it is;
 - imports the ``tdeploy`` domain.
 
-Each op package lists its function in ``PluginOp.extra["onnx_function"]`` (an onnxscript
-``OnnxFunction``, an ``onnx.FunctionProto`` or a callable returning one). ``onnx.inliner.inline_local_functions`` on the
-result gives the plain-ops (``--no-plugins``) model.
+Each op package gives its function as ``PluginOp.onnx_function`` (an onnxscript ``OnnxFunction``).
+``onnx.inliner.inline_local_functions`` on the result gives the plain-ops (``--no-plugins``) model.
+:func:`nodes` is the one walker over a graph's nodes (subgraphs included) that tdeploy uses.
 """
 
 from __future__ import annotations
@@ -22,43 +22,23 @@ from __future__ import annotations
 import onnx
 
 from tdeploy.errors import TdeployError
-from tdeploy.plugins.registry import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
-
-
-def as_function_proto(fn) -> onnx.FunctionProto:
-    """A FunctionProto from a FunctionProto, an onnxscript OnnxFunction, or a callable returning one."""
-    if isinstance(fn, onnx.FunctionProto):
-        return fn
-    if hasattr(fn, "to_function_proto"):
-        return fn.to_function_proto()
-    proto = fn()
-    if not isinstance(proto, onnx.FunctionProto):
-        raise TdeployError(f"onnx_function {fn!r} gave {type(proto).__name__}, not an onnx.FunctionProto")
-    return proto
+from tdeploy.plugins.registry import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION, plugin_ops
 
 
 def _function_protos() -> dict[str, onnx.FunctionProto]:
-    from tdeploy.plugins.registry import plugin_ops
-
-    protos = {}
-    for plugin in plugin_ops():
-        fn = plugin.extra.get("onnx_function")
-        if fn is None:
-            continue
-        protos[plugin.name] = as_function_proto(fn)
-    return protos
+    return {plugin.name: plugin.onnx_function.to_function_proto() for plugin in plugin_ops()}
 
 
-def _nodes(graph: onnx.GraphProto):
+def nodes(graph: onnx.GraphProto):
     """Every node of ``graph``, subgraphs (If/Loop/Scan bodies) included."""
     for node in graph.node:
         yield node
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _nodes(attr.g)
+                yield from nodes(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for g in attr.graphs:
-                    yield from _nodes(g)
+                    yield from nodes(g)
 
 
 def _stamp(node: onnx.NodeProto, name: str, value: str) -> None:
@@ -77,7 +57,7 @@ def finalize_plugin_nodes(
     """
     functions = _function_protos() if functions is None else functions
     used = []
-    for node in _nodes(model.graph):
+    for node in nodes(model.graph):
         if node.domain != DOMAIN:
             continue
         if node.op_type not in functions:

@@ -1,17 +1,18 @@
 """The custom attention ops that tdeploy exports as plugin nodes.
 
 Each op package (``plugins/window_attention``, ``plugins/neighborhood_attention``) describes itself
-with one :class:`PluginOp`. The exporter asks :func:`plugin_ops` for the torch -> ONNX translations;
-the TensorRT engine builder asks it which TensorRT plugins to register and what to hash for the
-engine cache. Nothing here imports TensorRT.
+with one :class:`PluginOp` and registers it with :func:`register_plugin_op` when it is imported;
+``tdeploy/plugins/__init__.py`` imports every op package, so importing anything of ``tdeploy.plugins``
+registers them all. The exporter asks :func:`plugin_ops` for the torch -> ONNX translations and the
+model-local functions; the TensorRT engine builder asks it which TensorRT plugins to register and
+what to hash for the engine cache. Nothing here imports TensorRT.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # ONNX domain and TensorRT plugin namespace of every tdeploy op.
@@ -19,21 +20,14 @@ DOMAIN = "tdeploy"
 PLUGIN_NAMESPACE = "tdeploy"
 PLUGIN_VERSION = "1"
 
-# Packages that define a plugin op, in the order they are registered.
-_OP_PACKAGES = (
-    "tdeploy.plugins.window_attention",
-    "tdeploy.plugins.neighborhood_attention",
-)
-
-
 @dataclass(frozen=True)
 class PluginOp:
     name: str  # ONNX op_type and TensorRT plugin name, e.g. "WindowAttention"
     torch_op: object  # torch OpOverload the models call, e.g. torch.ops.tdeploy.window_attention.default
     onnx_translation: Callable  # onnxscript function for torch.onnx.export(custom_translation_table=...)
-    register_trt: Callable[[], None]  # registers the TensorRT plugin (imports tensorrt lazily)
+    onnx_function: object  # onnxscript OnnxFunction: the model-local function with the reference math
+    register_trt: Callable[[], None]  # registers the TensorRT QDP plugin (imports tensorrt lazily)
     package_dir: Path  # the op's folder: its sources are hashed into the engine cache key
-    extra: dict = field(default_factory=dict)
 
     def source_hash(self) -> str:
         """sha256 over the op's Python sources: an engine built from other kernels is a cache miss."""
@@ -44,19 +38,20 @@ class PluginOp:
         return digest.hexdigest()
 
 
+_PLUGIN_OPS: list[PluginOp] = []
+
+
+def register_plugin_op(op: PluginOp) -> PluginOp:
+    """Called once by each op package; returns ``op`` (its ``PLUGIN_OP``)."""
+    if any(o.name == op.name for o in _PLUGIN_OPS):
+        raise RuntimeError(f"plugin op {op.name!r} registered twice")
+    _PLUGIN_OPS.append(op)
+    return op
+
+
 def plugin_ops() -> list[PluginOp]:
-    """All plugin ops that this installation provides (each package exposes ``PLUGIN_OP``)."""
-    ops = []
-    for package in _OP_PACKAGES:
-        try:
-            module = importlib.import_module(package)
-        except ModuleNotFoundError as exc:
-            if exc.name == package:  # the op has not been added to this tree
-                continue
-            raise
-        if getattr(module, "PLUGIN_OP", None) is not None:
-            ops.append(module.PLUGIN_OP)
-    return ops
+    """Every plugin op, in registration order (window attention, neighborhood attention)."""
+    return list(_PLUGIN_OPS)
 
 
 def custom_translation_table() -> dict:

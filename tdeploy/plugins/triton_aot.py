@@ -22,6 +22,7 @@ the signature one for one (count and types).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -135,29 +136,10 @@ def _raw_compile(jobs: list[dict]) -> list[dict]:
     return out
 
 
-def import_plugin_api(plugin_id: str):
-    """(tensorrt, tensorrt.plugin) with AOT support (10.9+), or BackendUnavailable saying why not."""
-    try:
-        import tensorrt as trt
-        import tensorrt.plugin as trtp
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"TensorRT is not installed ({exc}); it is needed only to build engines with the {plugin_id} plugin: "
-            "install it on a machine with an NVIDIA GPU"
-        ) from exc
-    if not hasattr(trtp, "aot_impl"):
-        raise BackendUnavailable(f"TensorRT {trt.__version__} has no tensorrt.plugin.aot_impl; need >= 10.9")
-    return trt, trtp
-
-
-def device_cc(plugin_id: str) -> int:
-    """Compute capability of the current GPU as one number (e.g. 90), what the PTX is compiled for."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BackendUnavailable(f"{plugin_id}: building a TensorRT engine needs a CUDA GPU")
-    major, minor = torch.cuda.get_device_capability()
-    return major * 10 + minor
+def require_triton(what: str) -> None:
+    """BackendUnavailable (one line) when Triton, which compiles the PTX, is not installed."""
+    if importlib.util.find_spec("triton") is None:
+        raise BackendUnavailable(f"{what} needs triton to compile its PTX: pip install 'tdeploy[triton]'")
 
 
 def compile_ptx_many(fn, configs: list[dict]) -> list[PtxKernel]:
@@ -165,12 +147,7 @@ def compile_ptx_many(fn, configs: list[dict]) -> list[PtxKernel]:
 
     Each config holds the keyword arguments of :func:`compile_ptx` except ``fn``.
     """
-    try:
-        import triton  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"compiling the TensorRT plugin kernel needs triton ({exc}); pip install 'tdeploy[triton]'"
-        ) from exc
+    require_triton("compiling a TensorRT plugin kernel")
     inner = getattr(fn, "fn", fn)  # an interpreter wrapper keeps the Python function in .fn
     arg_names = list(inspect.signature(inner).parameters)
     jobs, wants = [], []

@@ -10,10 +10,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from tdeploy.artifact.hashing import sha256_file
 from tdeploy.errors import TdeployError
 from tdeploy.export import ExportOptions, Sidecar, export
 from tdeploy.export.onnx_export import build_model
-from tdeploy.export.sidecar import sha256_file
 
 SMALL_VIT = {"depth": 2}  # structure of vit-ti16, two blocks: fast enough for every test run
 
@@ -88,7 +88,7 @@ def test_failure_mid_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     def broken_check(*args, **kwargs):
         raise TdeployError("simulated failure after writing the graph")
 
-    monkeypatch.setattr(onnx_export, "_check_against_torch", broken_check)
+    monkeypatch.setattr(onnx_export, "check_against_torch", broken_check)
     out = tmp_path / "half"
     with pytest.raises(TdeployError, match="simulated"):
         export("vit-ti16", out, **SMALL_VIT)

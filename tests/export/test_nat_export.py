@@ -15,9 +15,9 @@ import onnx
 import pytest
 import torch
 
+from tdeploy.artifact.sidecar import Sidecar
 from tdeploy.export import export
 from tdeploy.export.onnx_export import build_model
-from tdeploy.export.sidecar import Sidecar
 
 ort = pytest.importorskip("onnxruntime")
 

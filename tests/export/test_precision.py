@@ -231,8 +231,8 @@ def calib_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_vit_precision_export_validates(tmp_path, calib_dir, precision):
-    from tdeploy.deploy.artifact import open_artifact
-    from tdeploy.deploy.validate import validate
+    from tdeploy.artifact.folder import open_artifact
+    from tdeploy.deploy.evaluate.validate import validate
     from tdeploy.export.onnx_export import ExportOptions, export
 
     options = ExportOptions(precision=precision, calib=calib_dir if precision == "int8" else None, calib_samples=4)
@@ -269,8 +269,8 @@ def test_vit_fp16_io_fp16(tmp_path):
 
 def test_validate_feeds_an_fp16_io_artifact(tmp_path):
     """`deploy validate` on --io-dtype fp16: the ORT runner casts the FP32 inputs to what the graph declares."""
-    from tdeploy.deploy.artifact import open_artifact
-    from tdeploy.deploy.validate import validate
+    from tdeploy.artifact.folder import open_artifact
+    from tdeploy.deploy.evaluate.validate import validate
     from tdeploy.export.onnx_export import ExportOptions, export
 
     export("vit-ti16", tmp_path / "a", options=ExportOptions(precision="fp16", io_dtype="fp16"), **VIT)

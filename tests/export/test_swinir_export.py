@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tdeploy.deploy.artifact import open_artifact
-from tdeploy.deploy.report import write_validation_report
-from tdeploy.deploy.validate import validate
+from tdeploy.artifact.folder import open_artifact
+from tdeploy.deploy.evaluate.report import write_validation_report
+from tdeploy.deploy.evaluate.validate import validate
 from tdeploy.export import ExportOptions, export
 from tdeploy.export.onnx_export import build_model
 

@@ -7,9 +7,9 @@ import onnx
 import pytest
 import torch
 
-from tdeploy.deploy.artifact import open_artifact
-from tdeploy.deploy.generation import GenerationConfig, TorchCachedStep, generate, runner_step
-from tdeploy.deploy.seq2seq_validate import validate_seq2seq
+from tdeploy.artifact.folder import open_artifact
+from tdeploy.deploy.evaluate.validate_seq2seq import validate_seq2seq
+from tdeploy.deploy.tasks.generation import GenerationConfig, TorchCachedStep, generate, runner_step
 from tdeploy.export import ExportOptions, export
 from tdeploy.models import create_model
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tdeploy.deploy.generation import (
+from tdeploy.deploy.tasks.generation import (
     GenerationConfig,
     TorchCachedStep,
     TorchRecomputeStep,

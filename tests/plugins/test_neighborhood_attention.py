@@ -24,6 +24,7 @@ from tdeploy.plugins.neighborhood_attention.reference import (
     neighbor_indices,
     neighborhood_attention_reference,
 )
+from tdeploy.plugins.onnx_functions import finalize_plugin_nodes
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -235,7 +236,7 @@ def _node_model(nh: int, k: int, d: int, scale: float, elem_type: int) -> onnx.M
         [onnx.helper.make_tensor_value_info("out", elem_type, ["B", "H", "W", None])],
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10)
-    return na_onnx.add_local_function(model)
+    return finalize_plugin_nodes(model)
 
 
 def _session(model: onnx.ModelProto):
@@ -274,7 +275,7 @@ def test_function_is_valid_onnx():
     inlined = onnx.inliner.inline_local_functions(model)
     assert not inlined.functions and all(n.domain == "" for n in inlined.graph.node)
     spatial = {"14", "16", "56"}  # no spatial constant may be baked in
-    for n in na_onnx.function_proto().node:
+    for n in na_onnx.NeighborhoodAttention2D.to_function_proto().node:
         for a in n.attribute:
             if a.name in ("value_ints",):
                 assert not spatial & {str(v) for v in a.ints}, n
@@ -312,7 +313,7 @@ def _export(model, x):
         custom_translation_table=custom_translation_table(),
         verbose=False,
     )
-    return PLUGIN_OP.extra["add_onnx_function"](prog.model_proto)
+    return finalize_plugin_nodes(prog.model_proto)
 
 
 @pytest.mark.parametrize(
@@ -455,10 +456,11 @@ def test_bad_rpb_and_dtype():
 
 
 def test_triton_without_gpu_or_interpreter_says_why(monkeypatch):
-    import tdeploy.plugins.neighborhood_attention as na
+    import tdeploy.plugins.backends as backends
 
-    monkeypatch.setattr(na, "_is_interpreted", lambda kernel: False)
-    with pytest.raises(BackendUnavailable, match="backend 'triton' cannot run: qkv is on the CPU"):
+    monkeypatch.setattr(backends, "is_interpreted", lambda kernel: False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(BackendUnavailable, match="backend 'triton' cannot run: tensors are on cpu"):
         neighborhood_attention(torch.randn(1, 8, 8, 96), num_heads=2, kernel_size=3, backend="triton")
 
 
@@ -472,6 +474,7 @@ def test_default_backend_on_cpu_is_reference_through_the_custom_op():
 def test_plugin_op_description():
     assert PLUGIN_OP.name == "NeighborhoodAttention2D"
     assert PLUGIN_OP.torch_op is torch.ops.tdeploy.neighborhood_attention.default
-    assert PLUGIN_OP.onnx_translation is na_onnx.translate
+    assert PLUGIN_OP.onnx_translation is na_onnx.neighborhood_attention_translation
+    assert PLUGIN_OP.onnx_function is na_onnx.NeighborhoodAttention2D
     assert (PLUGIN_OP.package_dir / "README.md").is_file()
     assert len(PLUGIN_OP.source_hash()) == 64

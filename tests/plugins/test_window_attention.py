@@ -157,12 +157,14 @@ def test_shape_errors_are_one_line(qkv_shape, bias_shape, mask_shape, heads, mat
 
 
 def test_backend_choice_and_errors(monkeypatch):
+    from tdeploy.plugins.backends import choose_backend
     from tdeploy.plugins.window_attention import op
 
-    assert op.resolve_backend(None, torch.device("cpu")) == "reference"
+    qkv = torch.zeros(1, 4, 6)
+    assert choose_backend("window_attention", None, qkv.device, lambda b: op.backend_problem(b, qkv)) == "reference"
     with pytest.raises(TdeployError, match="unknown backend"):
-        op.resolve_backend("cuda", torch.device("cpu"))
-    monkeypatch.setattr(op, "_triton_unavailable", lambda device: "triton is not installed (pip ...)")
+        window_attention(qkv, torch.zeros(1, 4, 4), num_heads=1, backend="cuda")
+    monkeypatch.setattr(op, "backend_problem", lambda backend, qkv: "triton is not installed (pip ...)")
     with pytest.raises(BackendUnavailable, match="backend 'triton' cannot run: triton is not installed"):
         window_attention(torch.zeros(1, 4, 6), torch.zeros(1, 4, 4), num_heads=1, backend="triton")
 
@@ -177,7 +179,7 @@ def test_cpu_without_interpreter_is_refused(monkeypatch):
 
     monkeypatch.setattr(wa_triton, "window_attention_kernel", Compiled())
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    reason = op._triton_unavailable(torch.device("cpu"))
+    reason = op.backend_problem("triton", torch.zeros(1, 4, 6))
     assert "TRITON_INTERPRET=1" in reason and "CUDA" in reason
 
 

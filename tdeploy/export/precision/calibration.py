@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tdeploy.artifact.spec import ExportSpec
 from tdeploy.errors import TdeployError
-from tdeploy.models.spec import ExportSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 

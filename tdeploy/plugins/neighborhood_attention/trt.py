@@ -18,8 +18,9 @@ that the entry declares exactly these five parameters.
 
 from __future__ import annotations
 
-from tdeploy.errors import BackendUnavailable, TdeployError
+from tdeploy.errors import TdeployError
 from tdeploy.plugins.registry import PLUGIN_NAMESPACE
+from tdeploy.plugins.triton_aot import require_triton
 
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::NeighborhoodAttention2D"
 # .entry parameters of the PTX, in order (as tdeploy.plugins.triton_aot.entry_params reads them): qkv, rpb, H, W, out
@@ -39,10 +40,9 @@ def kernel_config(
 ) -> dict:
     """Arguments of :func:`tdeploy.plugins.triton_aot.compile_ptx` for one attribute set and dtype
     ("float32"/"float16"/"bfloat16"), plus its tile sizes under ``"blocks"``."""
-    try:
-        from tdeploy.plugins.neighborhood_attention.triton import kernel_config as tile_config
-    except ImportError as exc:
-        raise BackendUnavailable(f"TensorRT AOT plugin needs triton to build PTX ({exc})") from exc
+    require_triton("the NeighborhoodAttention2D TensorRT plugin")
+    from tdeploy.plugins.neighborhood_attention.triton import kernel_config as tile_config
+
     if dtype not in _TRITON_DTYPES:
         raise TdeployError(
             f"NeighborhoodAttention2D plugin: dtype {dtype!r} not supported; use {list(_TRITON_DTYPES)}"
@@ -92,7 +92,7 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from tdeploy.plugins.triton_aot import device_cc, import_plugin_api
+    from tdeploy.plugins.qdp import device_cc, import_plugin_api
 
     trt, trtp = import_plugin_api(PLUGIN_ID)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tdeploy.plugins.registry import PluginOp
+from tdeploy.plugins.registry import PluginOp, register_plugin_op
 from tdeploy.plugins.window_attention.onnx import WindowAttention, window_attention_translation
 from tdeploy.plugins.window_attention.op import window_attention
 from tdeploy.plugins.window_attention.reference import window_attention_reference
@@ -23,13 +23,13 @@ def register_trt() -> None:
     register()
 
 
-PLUGIN_OP = PluginOp(
+PLUGIN_OP = register_plugin_op(PluginOp(
     name="WindowAttention",
     torch_op=torch.ops.tdeploy.window_attention.default,
     onnx_translation=window_attention_translation,
+    onnx_function=WindowAttention,
     register_trt=register_trt,
     package_dir=Path(__file__).parent,
-    extra={"onnx_function": WindowAttention},
-)
+))
 
 __all__ = ["PLUGIN_OP", "register_trt", "window_attention", "window_attention_reference"]

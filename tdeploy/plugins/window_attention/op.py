@@ -8,48 +8,26 @@ that node to the ``tdeploy::WindowAttention`` ONNX node.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import torch
 
-from tdeploy.errors import BackendUnavailable, TdeployError
 from tdeploy.plugins.autograd import register_reference_autograd
+from tdeploy.plugins.backends import BACKENDS, choose_backend, triton_problem
 from tdeploy.plugins.window_attention.reference import check_shapes, window_attention_reference
 
-BACKENDS = ("reference", "triton")
+
+def _kernel():
+    from tdeploy.plugins.window_attention.triton import window_attention_kernel
+
+    return window_attention_kernel
 
 
-def _triton_unavailable(device: torch.device) -> str | None:
-    """None when the Triton kernel can run on tensors of ``device``, else the reason why not."""
-    if importlib.util.find_spec("triton") is None:
-        return "triton is not installed (pip install 'tdeploy[triton]')"
-    from tdeploy.plugins.window_attention import triton as wa_triton
-
-    interpreted = type(wa_triton.window_attention_kernel).__name__ == "InterpretedFunction"
-    if device.type == "cuda" or interpreted:
+def backend_problem(backend: str, qkv: torch.Tensor) -> str | None:
+    """None when ``backend`` can compute window attention on ``qkv``, else the reason why not."""
+    if backend == "reference":
         return None
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return (
-            "TRITON_INTERPRET=1 was set after the kernel module was imported; "
-            "set it before importing tdeploy"
-        )
-    return f"tensors are on {device.type}; Triton needs CUDA tensors, or TRITON_INTERPRET=1 to run on CPU"
-
-
-def resolve_backend(backend: str | None, device: torch.device) -> str:
-    """``None`` -> triton on CUDA when importable, else reference; a forced backend is checked."""
-    if backend is None:
-        if device.type == "cuda" and _triton_unavailable(device) is None:
-            return "triton"
-        return "reference"
-    if backend not in BACKENDS:
-        raise TdeployError(f"window_attention: unknown backend {backend!r}; choose one of {BACKENDS} or None")
     if backend == "triton":
-        reason = _triton_unavailable(device)
-        if reason is not None:
-            raise BackendUnavailable(f"window_attention backend 'triton' cannot run: {reason}")
-    return backend
+        return triton_problem(_kernel, qkv.device)
+    return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
 
 
 @torch.library.custom_op("tdeploy::window_attention", mutates_args=())
@@ -107,5 +85,5 @@ def window_attention(
     check_shapes(qkv, bias, mask, num_heads)
     head_dim = qkv.shape[-1] // (3 * num_heads)
     scale = float(head_dim**-0.5 if scale is None else scale)
-    resolved = resolve_backend(backend, qkv.device)
+    resolved = choose_backend("window_attention", backend, qkv.device, lambda b: backend_problem(b, qkv))
     return torch.ops.tdeploy.window_attention(qkv, bias, mask, num_heads, scale, resolved)

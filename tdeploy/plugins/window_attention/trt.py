@@ -85,7 +85,7 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from tdeploy.plugins.triton_aot import device_cc, import_plugin_api
+    from tdeploy.plugins.qdp import device_cc, import_plugin_api
 
     trt, trtp = import_plugin_api(PLUGIN_ID)
 

@@ -1,0 +1,60 @@
+"""The ``deploy`` command line: the group, its commands, and the error policy.
+
+Every failure a user can fix prints one line, ``error: ...``, and exits with status 2; a validation
+that runs but finds outputs out of tolerance exits with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tdeploy.deploy.cli.bench import bench
+from tdeploy.deploy.cli.build_engine import build_engine
+from tdeploy.deploy.cli.doctor import doctor
+from tdeploy.deploy.cli.export import export
+from tdeploy.deploy.cli.generate import generate
+from tdeploy.deploy.cli.inspect import inspect_cmd
+from tdeploy.deploy.cli.list import list_cmd
+from tdeploy.deploy.cli.run import run
+from tdeploy.deploy.cli.validate import validate
+from tdeploy.errors import TdeployError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tdeploy")
+def cli() -> None:
+    """tdeploy: attention models from PyTorch to ONNX and TensorRT engines."""
+
+
+cli.add_command(list_cmd)
+cli.add_command(export)
+cli.add_command(validate)
+cli.add_command(bench)
+cli.add_command(inspect_cmd)
+cli.add_command(build_engine)
+cli.add_command(run)
+cli.add_command(generate)
+cli.add_command(doctor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="deploy", standalone_mode=False)
+    except TdeployError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""CLI commands that live beside the feature they drive (registered in tdeploy.deploy.cli)."""

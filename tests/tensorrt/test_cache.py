@@ -1,0 +1,182 @@
+"""Engine cache key, engine sidecars, compatibility and TensorRT refusals: pure Python, CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tdeploy.errors import TdeployError
+from tdeploy.tensorrt.build import format_parser_error, network_flag_names
+from tdeploy.tensorrt.cache import cache_key, cached_engine, install_from_cache, store_in_cache
+from tdeploy.tensorrt.runner import TrtRunner, shape_problem
+from tdeploy.tensorrt.runtimes import parse_version, version_problem
+from tdeploy.tensorrt.sidecar import (
+    check_engine_compatible,
+    engine_sidecar_path,
+    load_engine_sidecar,
+    write_engine,
+)
+
+BASE = dict(
+    onnx_sha256="a" * 64,
+    plugins_hash="b" * 64,
+    trt_version="10.13.0.35",
+    compute_capability=(9, 0),
+    profile={"pixel_values": ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 384, 384))},
+    precision="fp16",
+    builder_options={"workspace_gb": 4.0, "opt_level": 3},
+)
+
+CHANGED = {
+    "onnx_sha256": "c" * 64,
+    "plugins_hash": "d" * 64,
+    "trt_version": "10.13.1.3",
+    "compute_capability": (8, 9),
+    "profile": {"pixel_values": ((1, 3, 224, 224), (8, 3, 224, 224), (16, 3, 384, 384))},
+    "precision": "int8",
+    "builder_options": {"workspace_gb": 4.0, "opt_level": 5},
+}
+
+
+def test_cache_key_is_stable():
+    key = cache_key(**BASE)
+    assert key == cache_key(**BASE)
+    assert len(key) == 64 and int(key, 16) >= 0
+    reordered = dict(BASE, builder_options={"opt_level": 3, "workspace_gb": 4.0},
+                     compute_capability=[9, 0],
+                     profile={"pixel_values": ([1, 3, 224, 224], [8, 3, 224, 224], [32, 3, 384, 384])})
+    assert cache_key(**reordered) == key
+    # An option left unset is the default, whether or not the key is present.
+    assert cache_key(**dict(BASE, builder_options={"workspace_gb": 4.0, "opt_level": 3, "x": None})) == key
+
+
+def test_cache_key_profile_order_irrelevant():
+    two = {"a": ((1,), (2,), (3,)), "b": ((1, 1), (2, 2), (3, 3))}
+    flipped = {"b": ((1, 1), (2, 2), (3, 3)), "a": ((1,), (2,), (3,))}
+    assert cache_key(**dict(BASE, profile=two)) == cache_key(**dict(BASE, profile=flipped))
+
+
+@pytest.mark.parametrize("field", sorted(CHANGED))
+def test_cache_key_changes_with_every_field(field):
+    assert cache_key(**dict(BASE, **{field: CHANGED[field]})) != cache_key(**BASE)
+
+
+def test_cache_key_sees_a_new_builder_option():
+    assert cache_key(**dict(BASE, builder_options={**BASE["builder_options"], "aux_streams": 2})) != cache_key(**BASE)
+
+
+# --- compatibility ---------------------------------------------------------------------------------------
+SIDECAR = {"tensorrt_version": "10.13.0.35", "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": [9, 0]}}
+
+
+def test_same_machine_is_compatible():
+    assert check_engine_compatible(SIDECAR, "10.13.0.35", "NVIDIA H100 80GB HBM3", (9, 0)) is None
+
+
+def test_same_capability_other_name_loads():
+    assert check_engine_compatible(SIDECAR, "10.13.0.35", "NVIDIA H100 PCIe", (9, 0)) is None
+
+
+@pytest.mark.parametrize("trt_version, gpu, cc", [
+    ("10.14.1.48", "NVIDIA H100 80GB HBM3", (9, 0)),
+    ("11.0.0.10", "NVIDIA H100 80GB HBM3", (9, 0)),
+    ("10.13.0.35", "NVIDIA A100-SXM4-80GB", (8, 0)),
+    ("10.9.0.34", "NVIDIA GeForce RTX 4090", (8, 9)),
+])
+def test_other_gpu_or_tensorrt_is_refused_in_one_line(trt_version, gpu, cc):
+    why = check_engine_compatible(SIDECAR, trt_version, gpu, cc)
+    assert why is not None and "\n" not in why
+    assert why.startswith("engine built for NVIDIA H100 80GB HBM3 (sm 9.0)/TensorRT 10.13.0.35, this machine has ")
+    assert f"{gpu} (sm {cc[0]}.{cc[1]})/TensorRT {trt_version}" in why
+    assert why.endswith("rebuild with deploy build-engine")
+
+
+def test_sidecar_without_fields_is_refused():
+    assert check_engine_compatible({"tensorrt_version": "", "gpu": {}}, "10.13.0.35", "X", (9, 0)) is not None
+
+
+def test_missing_or_broken_engine_sidecar(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an engine")
+    with pytest.raises(TdeployError, match="no model.engine.json beside .*rebuild with deploy build-engine"):
+        load_engine_sidecar(engine)
+    engine_sidecar_path(engine).write_text("{not json")
+    with pytest.raises(TdeployError, match="is not an engine sidecar"):
+        load_engine_sidecar(engine)
+    engine_sidecar_path(engine).write_text(json.dumps({"gpu": {}}))
+    with pytest.raises(TdeployError, match="missing tensorrt_version"):
+        load_engine_sidecar(engine)
+
+
+def test_runner_refuses_before_touching_tensorrt(tmp_path):
+    """Without TensorRT the runner's activation says how to install it (one line), engine or not."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    runner = TrtRunner(tmp_path / "model.engine")
+    with pytest.raises(TdeployError, match="TensorRT is not installed.*pip install tensorrt"):
+        runner.activate()
+
+
+# --- the cache folder ----------------------------------------------------------------------------------
+def test_write_store_and_install(tmp_path):
+    engine = tmp_path / "a" / "model.engine"
+    meta = {**SIDECAR, "cache_key": "k" * 64}
+    write_engine(engine, b"\x00engine-bytes", meta)
+    assert engine.read_bytes() == b"\x00engine-bytes"
+    assert load_engine_sidecar(engine)["cache_key"] == "k" * 64
+    cache = tmp_path / "cache"
+    assert cached_engine(cache, "k" * 64) is None
+    stored = store_in_cache(cache, "k" * 64, engine, meta)
+    assert cached_engine(cache, "k" * 64) == stored
+    dest = tmp_path / "b" / "model.engine"
+    install_from_cache(stored, dest, {**meta, "from_cache": str(stored)})
+    assert dest.read_bytes() == b"\x00engine-bytes"
+    assert load_engine_sidecar(dest)["from_cache"] == str(stored)
+    # Rewriting the destination later must not touch the cached copy (atomic replace, new inode).
+    write_engine(dest, b"rebuilt", meta)
+    assert stored.read_bytes() == b"\x00engine-bytes"
+
+
+# --- versions and small pure helpers -------------------------------------------------------------------
+@pytest.mark.parametrize("text, parsed", [
+    ("10.9.0.34", (10, 9, 0, 34)), ("11.0.0rc1", (11, 0, 0)), ("8.6.1", (8, 6, 1)), ("", ()), ("abc", ()),
+])
+def test_parse_version(text, parsed):
+    assert parse_version(text) == parsed
+
+
+@pytest.mark.parametrize("version, ok", [
+    ("10.9.0.34", True), ("10.13.0.35", True), ("11.0.0", True), ("11.4.1.2", True),
+    ("10.8.0.43", False), ("10.0.1", False), ("8.6.1.6", False), ("garbage", False),
+])
+def test_tensorrt_version_check(version, ok):
+    why = version_problem(version)
+    assert (why is None) == ok
+    if not ok:
+        assert "\n" not in why and "pip install tensorrt" in why
+        if version[0].isdigit():
+            assert "too old: tdeploy needs 10.9 or newer" in why
+
+
+def test_network_flags_per_version():
+    members = {"STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS"}
+    assert network_flag_names("10.9.0.34", members) == ["STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS"]
+    # 11.x: always strongly typed (the flag is deprecated and ignored): pass none.
+    assert network_flag_names("11.0.0.10", members) == ["PREFER_AOT_PYTHON_PLUGINS"]
+    assert network_flag_names("10.13.0", {"STRONGLY_TYPED"}) == ["STRONGLY_TYPED"]
+
+
+def test_parser_error_line():
+    line = format_parser_error("model.onnx", "/blocks.0/attn/Softmax", "Softmax", "Unsupported\n  axis")
+    assert line == "model.onnx: node /blocks.0/attn/Softmax (Softmax): Unsupported axis"
+    plugin = format_parser_error("model.onnx", "/layers.0/attn/WindowAttention", "WindowAttention", "no creator")
+    assert "tdeploy plugin" in plugin and "--no-plugins" in plugin
+
+
+def test_shape_problem():
+    assert shape_problem("x", (8, 3, 224, 224), (1, 3, 16, 16), (32, 3, 448, 448)) is None
+    why = shape_problem("x", (64, 3, 224, 224), (1, 3, 16, 16), (32, 3, 448, 448))
+    assert "outside the engine's profile 1x3x16x16 .. 32x3x448x448" in why and "--shapes x:" in why
+    assert shape_problem("x", (1, 3, 224), (1, 3, 16, 16), (32, 3, 448, 448)) is not None
