@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Two workers: the CI machine has two cores.
 WORKERS ?= 2
 
-.PHONY: install export test test-all bench accuracy gpu-check lint format clean
+.PHONY: install qdp-wheels export test test-all tensorrt-matrix bench accuracy gpu-check lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,15 +21,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# TensorRT's pure-Python plugin code of every supported release, for the QDP plugin check
+# (tests/plugins/test_qdp.py). Downloaded, never installed: the wheels' tensorrt.so needs libnvinfer.
+QDP_VERSIONS := 10.9.0.34 10.13.3.9 10.16.1.11 11.0.0.114 11.4.0.106
+QDP_WHEELS := $(VENV)/qdp-wheels
+$(QDP_WHEELS)/.downloaded: $(STAMP)
+	for v in $(QDP_VERSIONS); do \
+	  $(BIN)/pip download --quiet --no-deps -d $(QDP_WHEELS) tensorrt-cu12-bindings==$$v || exit 1; done
+	touch $@
+
+qdp-wheels: $(QDP_WHEELS)/.downloaded
+
 # make export MODEL=swinir [CHECKPOINT=file.pth] [ARGS="--static"]
 export: $(STAMP)
 	$(BIN)/deploy export $(MODEL) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) qdp-wheels
 	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+# Everything, then every family's smallest variant x fp32 / --no-plugins / fp16 / int8 through
+# TensorRT-RTX (writes docs/tensorrt.md; fails when a build does).
+test-all: $(STAMP) qdp-wheels
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
+	$(MAKE) tensorrt-matrix
+
+tensorrt-matrix: $(STAMP)
+	$(BIN)/python -m benchmarks.tensorrt_matrix
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.cpu_bench

@@ -14,13 +14,22 @@ import importlib.util
 import platform
 from dataclasses import asdict, dataclass, field
 
-from tdeploy.tensorrt.runtimes import INSTALL_HINT, probe_tensorrt, version_problem
+from tdeploy.tensorrt.runtimes import (
+    INSTALL_HINT,
+    RTX_DEFAULT_MIN,
+    RTX_INSTALL_HINT,
+    RTX_TARGETS,
+    capability_tuple,
+    probe,
+    version_problem,
+)
 
 TRITON_HINT = "pip install 'tdeploy[triton]'"
-PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt")
+PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt", "tensorrt_rtx")
 # Distribution names that provide each import (onnxruntime-gpu provides `onnxruntime`).
-_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "tensorrt": ("tensorrt", "tensorrt-cu12",
-                                                                                  "tensorrt-cu13")}
+_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"),
+                  "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+                  "tensorrt_rtx": ("tensorrt-rtx-cu12", "tensorrt_rtx_cu12", "tensorrt-rtx")}
 
 
 @dataclass
@@ -117,11 +126,12 @@ def gather_facts() -> Facts:
             facts.triton_nvidia_backend = True
         except Exception as exc:  # noqa: BLE001
             facts.import_errors["triton"] = _first_line(exc)
-    version, error = probe_tensorrt()
-    if version:
-        facts.versions["tensorrt"] = version
-    if error:
-        facts.import_errors["tensorrt"] = error
+    for package, runtime in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "tensorrt-rtx")):
+        version, error = probe(runtime)
+        if version:
+            facts.versions[package] = version
+        if error:
+            facts.import_errors[package] = error
     facts.cuda_driver = cuda_driver_version()
     return facts
 
@@ -182,7 +192,31 @@ def assess(facts: Facts) -> list[BackendStatus]:
     elif not gpu:
         out.append(BackendStatus("TensorRT", False, f"TensorRT {trt_v} is installed but {_no_gpu(facts)}"))
     else:
-        out.append(BackendStatus("TensorRT", True, detail=f"TensorRT {trt_v} on {gpu_detail}"))
+        out.append(BackendStatus("TensorRT", True, detail=f"TensorRT {trt_v} on {gpu_detail}: builds and runs"))
+
+    rtx_v = facts.versions.get("tensorrt_rtx")
+    if "tensorrt_rtx" in facts.import_errors:
+        why = f"TensorRT-RTX failed to import: {facts.import_errors['tensorrt_rtx']}; {RTX_INSTALL_HINT}"
+        out += [BackendStatus("TensorRT-RTX build", False, why), BackendStatus("TensorRT-RTX run", False, why)]
+    elif not rtx_v:
+        why = f"TensorRT-RTX is not installed; {RTX_INSTALL_HINT}"
+        out += [BackendStatus("TensorRT-RTX build", False, why), BackendStatus("TensorRT-RTX run", False, why)]
+    elif why := version_problem(rtx_v, "tensorrt-rtx"):
+        out += [BackendStatus("TensorRT-RTX build", False, why), BackendStatus("TensorRT-RTX run", False, why)]
+    else:
+        out.append(BackendStatus("TensorRT-RTX build", True,
+                                 detail=f"TensorRT-RTX {rtx_v}, no GPU needed: --compute-capability {', '.join(RTX_TARGETS)}"))
+        if not gpu:
+            out.append(BackendStatus("TensorRT-RTX run", False, f"running its engines needs an RTX-class GPU: "
+                                                                f"{_no_gpu(facts)}"))
+        elif (cc := ".".join(map(str, facts.gpu_capability or ()))) not in RTX_TARGETS:
+            out.append(BackendStatus("TensorRT-RTX run", False,
+                                     f"{gpu_detail} is not a TensorRT-RTX target (it runs on {', '.join(RTX_TARGETS)}); "
+                                     "build with TensorRT for this GPU"))
+        else:
+            default = capability_tuple(cc) >= RTX_DEFAULT_MIN
+            note = "" if default else f" (build with --compute-capability {cc}: not a default target)"
+            out.append(BackendStatus("TensorRT-RTX run", True, detail=f"TensorRT-RTX {rtx_v} on {gpu_detail}{note}"))
 
     triton_v = facts.versions.get("triton")
     if not triton_v or "triton" in facts.import_errors:

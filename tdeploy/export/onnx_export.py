@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import onnx.inliner
 import torch
 from torch import nn
 from torch.export import Dim

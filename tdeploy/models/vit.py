@@ -6,7 +6,8 @@ class token is prepended, a learned position embedding is added, and pre-norm tr
 and the linear head. Parameter names equal timm's, so timm checkpoints load unchanged.
 
 Any H, W divisible by 16 work: the position embedding, learned on a 14x14 grid, is resampled to the
-runtime grid inside the graph (bicubic with antialias, as timm's ``dynamic_img_size`` does).
+runtime grid inside the graph (bicubic with antialias, as timm's ``dynamic_img_size`` does, written as
+matrix products that TensorRT parses: layers/resample.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tdeploy.models.layers import Mlp, MultiHeadSelfAttention
 from tdeploy.models.layers.init import init_linear_weights
+from tdeploy.models.layers.resample import resample_grid
 from tdeploy.models.registry import register_model
 from tdeploy.models.spec import (
     CLASSIFIER_THRESHOLDS,
@@ -77,14 +78,18 @@ class Block(nn.Module):
 def resample_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], new_hw: tuple) -> torch.Tensor:
     """Resample the patch part of a (1, 1 + gh*gw, C) position embedding to ``new_hw`` patches.
 
-    Bicubic with antialias (equal to timm's ``resample_abs_pos_embed``), always executed so that an
-    exported graph resamples for whatever size it is run at; at the training size it is an identity.
-    Returns (1, 1 + h*w, C).
+    Antialiased bicubic, as timm's ``resample_abs_pos_embed``, computed as two matrix products
+    (layers/resample.py) so that TensorRT parses the exported graph (it refuses an antialiased Resize).
+    Sizes known at trace time that equal the trained grid skip it (a static export at the training
+    size has no resample at all); a dynamic graph resamples for whatever size it runs at, and its
+    matrices are exactly the identity at the trained grid. Returns (1, 1 + h*w, C).
     """
+    if all(isinstance(s, int) for s in new_hw) and tuple(new_hw) == tuple(grid):
+        return pos_embed
     cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
     C = pos_embed.shape[-1]
     patch_pos = patch_pos.reshape(1, grid[0], grid[1], C).permute(0, 3, 1, 2)  # (1, C, gh, gw)
-    patch_pos = F.interpolate(patch_pos, size=new_hw, mode="bicubic", align_corners=False, antialias=True)
+    patch_pos = resample_grid(patch_pos, new_hw)  # (1, C, h, w)
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, -1, C)  # (1, h*w, C)
     return torch.cat([cls_pos, patch_pos], dim=1)
 

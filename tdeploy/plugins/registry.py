@@ -27,6 +27,8 @@ class PluginOp:
     onnx_translation: Callable  # onnxscript function for torch.onnx.export(custom_translation_table=...)
     onnx_function: object  # onnxscript OnnxFunction: the model-local function with the reference math
     register_trt: Callable[[], None]  # registers the TensorRT QDP plugin (imports tensorrt lazily)
+    kernel_records: Callable  # the C++ plugin form's kernels for one node (plugins/<op>/cpp.py)
+    inputs: tuple[str, ...]  # the node's inputs, in order, e.g. ("qkv", "bias", "mask")
     package_dir: Path  # the op's folder: its sources are hashed into the engine cache key
 
     def source_hash(self) -> str:

@@ -195,6 +195,12 @@ def _fit_entry(res: dict, want: tuple[str, ...], cc: int) -> PtxKernel:
                      hidden_stripped=hidden)
 
 
+def compile_configs(fn, configs: list[dict]) -> list[PtxKernel]:
+    """:func:`compile_ptx_many` for the plugins' kernel configurations (which also carry their tiling
+    under ``"blocks"``, for the launch)."""
+    return compile_ptx_many(fn, [{k: v for k, v in c.items() if k != "blocks"} for c in configs])
+
+
 def compile_ptx(
     fn,
     signature: dict[str, str],

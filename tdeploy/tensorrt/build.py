@@ -1,35 +1,50 @@
-"""``deploy build-engine``: ONNX artifact -> TensorRT engine(s), strongly typed, one profile each.
+"""``deploy build-engine``: an artifact's ONNX graphs -> TensorRT engines, strongly typed, one profile each.
 
-Written against the TensorRT Python API of 10.9+ and 11.x:
-
-* networks are strongly typed: 10.x needs ``1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED``;
-  11.x is always strongly typed (the flag is deprecated and ignored), so none is passed there;
-  ``PREFER_AOT_PYTHON_PLUGINS`` (10.9+) makes TensorRT embed the AOT implementation of tdeploy's
-  plugins, so the engine needs no Python and no plugin library at run time;
-* no precision builder flags (FP16/INT8 were removed in 11.x): precision lives in the ONNX graph.
-
-The decisions (profile, cache key, engine sidecar) are pure Python in profile.py, cache.py and
-sidecar.py; this module makes the TensorRT calls.
+Two runtimes (``runtimes.py``): datacenter TensorRT builds for the GPU it runs on; TensorRT-RTX builds
+without a GPU for ``--compute-capability`` targets. Three plugin forms (``plugins.py``): the QDP AOT
+plugins, the C++ plugin library, or the nodes' own ONNX functions. Precision lives in the ONNX graph
+(no FP16/INT8 builder flags: TensorRT 11 and TensorRT-RTX have none). Each engine gets a sidecar
+(``sidecar.py``) saying what it needs to run, and goes into ``--cache-dir`` by a key over everything
+that decides it (``cache.py``). The decisions are pure functions tested on CPU; this module makes the
+TensorRT calls.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import onnx
+import onnx.inliner
 
 import tdeploy
 from tdeploy.artifact.atomic import atomic_write_bytes
 from tdeploy.artifact.folder import Artifact
 from tdeploy.artifact.hashing import sha256_file
 from tdeploy.errors import BackendUnavailable, TdeployError
-from tdeploy.plugins.registry import plugin_ops, plugins_hash
+from tdeploy.plugins.registry import DOMAIN, plugins_hash
 from tdeploy.tensorrt.cache import cache_key, cached_engine, install_from_cache, store_in_cache
+from tdeploy.tensorrt.kernels import attach_kernels, write_kernel_graph
+from tdeploy.tensorrt.logger import make_logger
+from tdeploy.tensorrt.network import DUPLICATE_NODE_WARNING, layer_counts, parse_onnx
+from tdeploy.tensorrt.plugins import PluginChoice, choose_plugins, plugin_library, register_plugins
 from tdeploy.tensorrt.profile import Profile, derive_profile, format_profile, profile_to_json
-from tdeploy.tensorrt.runtimes import gpu_identity, gpu_problem, import_tensorrt, tensorrt_major
+from tdeploy.tensorrt.runtimes import (
+    RTX_TARGETS,
+    Runtime,
+    find_runtime,
+    gpu_identity,
+    gpu_problem,
+    parse_compute_capabilities,
+    probe,
+    rtx_target_problem,
+)
 from tdeploy.tensorrt.sidecar import ENGINE_SIDECAR_SCHEMA, load_engine_sidecar, write_engine
 
 
@@ -37,9 +52,14 @@ from tdeploy.tensorrt.sidecar import ENGINE_SIDECAR_SCHEMA, load_engine_sidecar,
 class BuildOptions:
     shapes: list[str] = field(default_factory=list)  # "input:min/opt/max" overrides
     workspace_gb: float | None = None
-    timing_cache: str | None = None
+    timing_cache: str | None = None  # datacenter TensorRT only (TensorRT-RTX's is a no-op)
     opt_level: int | None = None
     cache_dir: str | None = None
+    runtime: str = "auto"  # auto | tensorrt | tensorrt-rtx
+    compute_capabilities: list[str] = field(default_factory=list)  # TensorRT-RTX targets, e.g. ["8.9", "12.0"]
+    plugins: str = "auto"  # auto | qdp | cpp | none
+    plugin_library: str | None = None  # the C++ plugin library [build/cpp/libtdeploy_plugins.so]
+    verbose: bool = False  # every TensorRT message on stderr (else warnings and errors)
 
     def key_fields(self) -> dict[str, Any]:
         """The options that change the engine itself (the timing cache and cache folder do not)."""
@@ -51,6 +71,28 @@ class EngineSet(list):
 
     def __str__(self) -> str:
         return ", ".join(str(p) for p in self)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the engine's kernels are compiled for."""
+
+    capabilities: tuple[str, ...]  # e.g. ("8.9",); empty with default=True
+    default: bool = False  # TensorRT-RTX's own default targets
+    gpu: tuple[str, tuple[int, int]] | None = None  # the build GPU (datacenter TensorRT)
+
+    def key(self) -> list[str]:
+        return ["default"] if self.default else list(self.capabilities)
+
+    def describe(self) -> str:
+        if self.default:
+            return "TensorRT-RTX's default targets (8.0, 8.6, 8.9, 12.0 and later)"
+        return "sm " + ", ".join(self.capabilities)
+
+    def min_cc(self) -> int:
+        """The lowest target as one number (80 for 8.0): what PTX is compiled for."""
+        caps = self.capabilities or ("8.0",)
+        return min(int(c.split(".")[0]) * 10 + int(c.split(".")[1]) for c in caps)
 
 
 # --- where the engines go ------------------------------------------------------------------------------
@@ -69,69 +111,74 @@ def engine_paths(artifact: Artifact, out: Path | None = None) -> dict[str, Path]
     return {g: folder / f"{g}.engine" for g in graphs}
 
 
-# --- the command ---------------------------------------------------------------------------------------
-def build_engine(artifact: Artifact, out: Path | None = None, options: BuildOptions | None = None) -> Path | EngineSet:
-    """Build (or take from ``--cache-dir``) one engine per graph; the path, or an :class:`EngineSet`."""
-    options = options or BuildOptions()
-    # The profile is checked before anything else, so a typo in --shapes is reported on any machine.
-    for graph in artifact.sidecar.graphs:
-        derive_profile(artifact.sidecar, options.shapes, graph=graph)
-    import_tensorrt()  # one line saying how to install it, when absent
+def resolve_targets(runtime: Runtime, requested: list[str] | tuple[str, ...]) -> Targets:
+    """The compute capabilities to build for; one-line refusals for ones the runtime cannot build."""
+    wanted = parse_compute_capabilities(requested)
+    if runtime.is_rtx:
+        for cc in wanted:
+            if why := rtx_target_problem(cc):
+                raise TdeployError(f"--compute-capability {cc}: {why}")
+        return Targets(tuple(wanted), default=not wanted)
     if problem := gpu_problem():
-        raise BackendUnavailable(f"building a TensorRT engine needs an NVIDIA GPU: {problem}")
-    return _build(artifact, out, options)
+        rtx = "" if probe("tensorrt-rtx")[0] is None else "; TensorRT-RTX builds without one: --runtime tensorrt-rtx"
+        raise BackendUnavailable(f"building with {runtime.label} needs an NVIDIA GPU: {problem}{rtx}")
+    name, cc = gpu_identity()
+    here = f"{cc[0]}.{cc[1]}"
+    if wanted and wanted != [here]:
+        raise TdeployError(f"--compute-capability {','.join(wanted)}: {runtime.label} builds for the GPU it runs on "
+                           f"({name}, sm {here}); other targets need --runtime tensorrt-rtx")
+    return Targets((here,), gpu=(name, cc))
 
 
-def network_flag_names(trt_version: str, available: set[str] | frozenset[str]) -> list[str]:
-    """Names of the NetworkDefinitionCreationFlag members to set for this TensorRT version."""
-    names = []
-    if tensorrt_major(trt_version) < 11 and "STRONGLY_TYPED" in available:
-        names.append("STRONGLY_TYPED")
-    if "PREFER_AOT_PYTHON_PLUGINS" in available:
-        names.append("PREFER_AOT_PYTHON_PLUGINS")
-    return names
-
-
-def format_parser_error(onnx_name: str, node_name: str, op_type: str, desc: str) -> str:
-    """One line per parser error, naming the node (and what to do for tdeploy's own ops)."""
-    where = f"node {node_name or '?'}" + (f" ({op_type})" if op_type else "")
-    line = f"{onnx_name}: {where}: {' '.join(str(desc).split())}"
-    if op_type in {op.name for op in plugin_ops()}:
-        line += ("; the tdeploy plugin for it could not be used (check the TensorRT log above), "
-                 "or re-export with --no-plugins")
-    return line
+def graph_has_plugin_nodes(artifact: Artifact, graph: str) -> bool:
+    return any(op.startswith(f"{DOMAIN}::") for op in artifact.sidecar.graphs[graph].custom_ops)
 
 
 def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _build(artifact: Artifact, out: Path | None, options: BuildOptions) -> Path | EngineSet:
-    trt = import_tensorrt()
-    gpu_name, cc = gpu_identity()
-    for op in plugin_ops():  # before parsing: the parser sends the custom nodes to these plugins
-        op.register_trt()
+# --- the command ---------------------------------------------------------------------------------------
+def build_engine(artifact: Artifact, out: Path | None = None, options: BuildOptions | None = None) -> Path | EngineSet:
+    """Build (or take from ``--cache-dir``) one engine per graph; the path, or an :class:`EngineSet`."""
+    options = options or BuildOptions()
+    # The profile is checked before anything else, so a typo in --shapes is reported on any machine.
+    profiles = {g: derive_profile(artifact.sidecar, options.shapes, graph=g) for g in artifact.sidecar.graphs}
+    runtime = find_runtime(options.runtime)
+    targets = resolve_targets(runtime, options.compute_capabilities)
+    has_nodes = any(graph_has_plugin_nodes(artifact, g) for g in artifact.sidecar.graphs)
+    choice = choose_plugins(options.plugins, runtime, has_nodes=has_nodes,
+                            library=plugin_library(options.plugin_library))
+    if choice.note:
+        _note(choice.note)
+    if options.timing_cache and runtime.is_rtx:
+        _note("--timing-cache: TensorRT-RTX keeps no timing cache (its kernels are compiled at first run); ignored")
+    register_plugins(choice, runtime, target_cc=targets.min_cc())
+    library_sha = sha256_file(choice.library) if choice.library else None
     p_hash = plugins_hash()
     written = EngineSet()
     for graph, path in engine_paths(artifact, out).items():
-        profile = derive_profile(artifact.sidecar, options.shapes, graph=graph)
+        profile = profiles[graph]
         onnx_path = artifact.graph_path(graph)
         onnx_sha = sha256_file(onnx_path)
-        key = cache_key(onnx_sha, p_hash, trt.__version__, cc, profile, artifact.sidecar.precision,
-                        options.key_fields())
+        key = cache_key(onnx_sha, p_hash, runtime.name, runtime.version, targets.key(), profile,
+                        artifact.sidecar.precision, options.key_fields(), choice.form, library_sha)
         sidecar = {
             "schema": ENGINE_SIDECAR_SCHEMA,
             "engine": path.name,
             "graph": graph,
             "variant": artifact.sidecar.variant,
             "family": artifact.sidecar.family,
-            "tensorrt_version": trt.__version__,
-            "gpu": {"name": gpu_name, "compute_capability": list(cc)},
+            "runtime": {"name": runtime.name, "version": runtime.version},
+            "targets": list(targets.capabilities),
+            "targets_default": targets.default,
+            "gpu": {"name": targets.gpu[0], "compute_capability": list(targets.gpu[1])} if targets.gpu else None,
             "profile": profile_to_json(profile),
             "precision": artifact.sidecar.precision,
             "onnx": {"file": onnx_path.name, "sha256": onnx_sha},
             "plugins_hash": p_hash,
-            "plugins": [op.name for op in plugin_ops()],
+            "plugin_form": choice.form,
+            "plugin_library": {"file": str(choice.library), "sha256": library_sha} if choice.library else None,
             "builder_options": {**options.key_fields(), "timing_cache": options.timing_cache},
             "cache_key": key,
             "tdeploy_version": tdeploy.__version__,
@@ -140,47 +187,100 @@ def _build(artifact: Artifact, out: Path | None, options: BuildOptions) -> Path 
         hit = cached_engine(options.cache_dir, key) if options.cache_dir else None
         if hit is not None:
             cached = load_engine_sidecar(hit)
-            install_from_cache(hit, path, {**cached, **sidecar, "io": cached.get("io", []), "from_cache": str(hit)})
+            kept = {k: cached[k] for k in ("io", "layers", "warnings", "build_seconds") if k in cached}
+            install_from_cache(hit, path, {**cached, **sidecar, **kept, "from_cache": str(hit)})
             _note(f"{graph}: reused {hit} (same cache key)")
         else:
-            _note(f"{graph}: building {onnx_path.name} with profile {format_profile(profile)}")
-            data, io = _build_serialized(trt, onnx_path, profile, options, label=graph)
-            sidecar["io"] = io
+            _note(f"{graph}: building {onnx_path.name} with {runtime.label} for {targets.describe()}, "
+                  f"plugins {choice.form}, profile {format_profile(profile)}")
+            start = time.perf_counter()
+            model_bytes = None
+            if graph_has_plugin_nodes(artifact, graph) and choice.form == "none":
+                model_bytes = inline_plugin_functions(onnx_path)
+            elif graph_has_plugin_nodes(artifact, graph) and choice.form == "cpp":
+                kernels_graph = kernel_graph_path(path)
+                model_bytes = attach_plugin_kernels(onnx_path, targets, kernels_graph)
+                sidecar["kernels_onnx"] = kernels_graph.name
+            data, facts = _build_serialized(runtime, onnx_path, profile, options, targets, model_bytes, label=graph)
+            sidecar.update(facts, build_seconds=round(time.perf_counter() - start, 2))
             write_engine(path, data, sidecar)
             if options.cache_dir:
                 store_in_cache(options.cache_dir, key, path, sidecar)
+        source = path.parent / sidecar["kernels_onnx"] if "kernels_onnx" in sidecar else onnx_path
+        _note(f"{graph}: equivalent command: {trtexec_command(runtime, source, profile, path, choice, options)}")
         written.append(path)
     return written[0] if len(written) == 1 else written
 
 
-def _build_serialized(trt, onnx_path: Path, profile: Profile, options: BuildOptions,
-                      label: str) -> tuple[bytes, list[dict[str, Any]]]:
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    members = set(trt.NetworkDefinitionCreationFlag.__members__)
-    flags = 0
-    for name in network_flag_names(trt.__version__, members):
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):  # from the file: external weights resolve beside it
-        lines = []
-        for i in range(parser.num_errors):
-            err = parser.get_error(i)
-            lines.append(format_parser_error(onnx_path.name, _call(err, "node_name"), _call(err, "node_operator"),
-                                             err.desc()))
-        for line in lines[1:]:
-            _note(f"parser error: {line}")
-        more = f" (and {len(lines) - 1} more, above)" if len(lines) > 1 else ""
-        raise TdeployError(f"TensorRT's ONNX parser rejected {lines[0] if lines else onnx_path.name}{more}")
+def trtexec_command(runtime: Runtime, onnx_path: Path, profile: Profile, engine: Path, choice: PluginChoice,
+                    options: BuildOptions) -> str:
+    """The trtexec (or TensorRT-RTX's ``tensorrt_rtx``) command line that builds the same engine.
 
-    config = builder.create_builder_config()
+    With the QDP plugins there is none: trtexec cannot run Python plugin code at build time (it can run
+    the engine: ``trtexec --loadEngine``); the line then says so.
+    """
+    if choice.form == "qdp":
+        return (f"none: trtexec cannot build with Python (QDP) plugins; it runs the engine: "
+                f"trtexec --loadEngine={shlex.quote(str(engine))}")
+    tool = "tensorrt_rtx" if runtime.is_rtx else "trtexec"
+    fmt = lambda s: "x".join(str(d) for d in s)  # noqa: E731
+    shapes = {which: ",".join(f"{name}:{fmt(dims[i])}" for name, dims in profile.items())
+              for i, which in enumerate(("min", "opt", "max"))}
+    parts = [tool, f"--onnx={shlex.quote(str(onnx_path))}"]
+    if not runtime.is_rtx:
+        parts.append("--stronglyTyped")  # TensorRT-RTX networks are always strongly typed
+    parts += [f"--minShapes={shapes['min']}", f"--optShapes={shapes['opt']}", f"--maxShapes={shapes['max']}"]
+    if choice.form == "cpp":
+        parts.append(f"--dynamicPlugins={shlex.quote(str(choice.library))}")
+    if options.workspace_gb:
+        parts.append(f"--memPoolSize=workspace:{int(options.workspace_gb * 1024)}M")
+    if options.opt_level is not None:
+        parts.append(f"--builderOptimizationLevel={options.opt_level}")
+    parts.append(f"--saveEngine={shlex.quote(str(engine))}")
+    return " ".join(parts)
+
+
+def inline_plugin_functions(onnx_path: Path) -> bytes:
+    """The graph with its model-local functions inlined by onnx (every call's nodes named apart)."""
+    model = onnx.load(str(onnx_path))
+    inlined = onnx.inliner.inline_local_functions(model)
+    del inlined.functions[:]
+    return inlined.SerializeToString()
+
+
+def kernel_graph_path(engine: Path) -> Path:
+    """``model.engine`` -> ``model.kernels.onnx``: the graph with the C++ plugins' kernels, for trtexec."""
+    return engine.with_name(engine.stem + ".kernels.onnx")
+
+
+def attach_plugin_kernels(onnx_path: Path, targets: Targets, out: Path) -> bytes:
+    """The graph with every tdeploy node carrying its kernels for ``targets`` (also written to ``out``)."""
+    archs = sorted({int(c.replace(".", "")) for c in targets.capabilities}) if targets.capabilities else [80]
+    model, count = attach_kernels(onnx.load(str(onnx_path)), archs)
+    write_kernel_graph(model, out)
+    _note(f"{onnx_path.name}: compiled the kernels of {count} attention nodes for sm {', '.join(map(str, archs))}")
+    return model.SerializeToString()
+
+
+def _build_serialized(runtime: Runtime, onnx_path: Path, profile: Profile, options: BuildOptions, targets: Targets,
+                      model_bytes: bytes | None, *, label: str) -> tuple[bytes, dict[str, Any]]:
+    trt = runtime.module
+    logger = make_logger(trt, echo="verbose" if options.verbose else "warning")
+    parsed = parse_onnx(runtime, onnx_path, logger, model_bytes=model_bytes)
+    network = parsed.network
+    layers = layer_counts(runtime, network)
+
+    config = parsed.builder.create_builder_config()
     if options.workspace_gb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gb * (1 << 30)))
     if options.opt_level is not None:
         config.builder_optimization_level = int(options.opt_level)
+    if runtime.is_rtx and targets.capabilities:
+        config.num_compute_capabilities = len(targets.capabilities)
+        for i, cc in enumerate(targets.capabilities):
+            config.set_compute_capability(getattr(trt.ComputeCapability, RTX_TARGETS[cc]), i)
 
-    trt_profile = builder.create_optimization_profile()
+    trt_profile = parsed.builder.create_optimization_profile()
     io = []
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -201,7 +301,7 @@ def _build_serialized(trt, onnx_path: Path, profile: Profile, options: BuildOpti
                    "shape": list(tuple(tensor.shape))})
     config.add_optimization_profile(trt_profile)
 
-    timing_cache_path = Path(options.timing_cache) if options.timing_cache else None
+    timing_cache_path = Path(options.timing_cache) if options.timing_cache and not runtime.is_rtx else None
     if timing_cache_path is not None:
         blob = timing_cache_path.read_bytes() if timing_cache_path.is_file() else b""
         cache = config.create_timing_cache(blob)
@@ -211,24 +311,21 @@ def _build_serialized(trt, onnx_path: Path, profile: Profile, options: BuildOpti
     if monitor is not None:
         config.progress_monitor = monitor
     try:
-        serialized = builder.build_serialized_network(network, config)
+        serialized = parsed.builder.build_serialized_network(network, config)
     finally:
         if monitor is not None:
             monitor.close()
     if serialized is None:
-        raise TdeployError(f"TensorRT could not build an engine from {onnx_path.name} (the TensorRT log above says "
-                           "why); try --workspace with more GB, or narrower --shapes")
+        errors = logger.of("error", "internal error")
+        why = f": {' '.join(errors[-1].split())[:300]}" if errors else " (the TensorRT log above says why)"
+        raise TdeployError(f"{runtime.label} could not build an engine from {onnx_path.name}{why}; try --workspace "
+                           "with more GB, or narrower --shapes")
     if timing_cache_path is not None:
         atomic_write_bytes(timing_cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
-    return bytes(memoryview(serialized)), io
-
-
-def _call(obj, method: str) -> str:
-    fn = getattr(obj, method, None)  # node_name/node_operator: TensorRT 10+
-    try:
-        return str(fn()) if fn is not None else ""
-    except Exception:  # noqa: BLE001 - a field we only use for the message
-        return ""
+    warnings = list(dict.fromkeys(logger.of("warning")))
+    facts = {"io": io, "layers": layers, "warnings": warnings[:20],
+             "duplicate_node_warnings": sum(DUPLICATE_NODE_WARNING in w for w in logger.of("warning"))}
+    return bytes(memoryview(serialized)), facts
 
 
 def _dims(shape) -> str:

@@ -23,25 +23,34 @@ from tdeploy.tensorrt.sidecar import engine_sidecar_path
 def cache_key(
     onnx_sha256: str,
     plugins_hash: str,
-    trt_version: str,
-    compute_capability: tuple[int, int] | list[int],
+    runtime: str,
+    runtime_version: str,
+    targets: list[str] | tuple[str, ...],
     profile: Profile,
     precision: str,
     builder_options: dict[str, Any],
+    plugin_form: str = "none",
+    plugin_library_sha256: str | None = None,
 ) -> str:
     """sha256 of a canonical JSON of everything that makes two builds produce the same engine.
 
+    ``plugins_hash`` covers what decides the plugins' kernels (:func:`tdeploy.plugins.plugins_hash`);
+    ``targets`` are the compute capabilities built for (the GPU's for datacenter TensorRT, or
+    ``["default"]``); the plugin form and the C++ library's hash say which plugins are inside.
     Canonical: keys sorted, tuples as lists, options that are None dropped (unset == default), so
     neither dict order nor tuple/list spelling changes the key; any value that changes does.
     """
     payload = {
         "onnx_sha256": str(onnx_sha256),
         "plugins_hash": str(plugins_hash),
-        "tensorrt_version": str(trt_version),
-        "compute_capability": [int(c) for c in compute_capability],
+        "runtime": str(runtime),
+        "runtime_version": str(runtime_version),
+        "targets": sorted(str(t) for t in targets),
         "profile": profile_to_json(profile),
         "precision": str(precision),
         "builder_options": {k: v for k, v in builder_options.items() if v is not None},
+        "plugin_form": str(plugin_form),
+        "plugin_library_sha256": plugin_library_sha256,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_jsonable)
     return hashlib.sha256(text.encode()).hexdigest()

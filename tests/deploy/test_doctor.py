@@ -9,13 +9,13 @@ import pytest
 from tdeploy.deploy.doctor import BackendStatus, DoctorReport, Facts, assess, diagnose
 from tests.helpers import run_cli
 
-NAMES = ["torch CPU", "torch CUDA", "onnxruntime CPU", "onnxruntime CUDA", "TensorRT", "Triton GPU",
-         "Triton interpreter", "PTX for AOT plugins"]
+NAMES = ["torch CPU", "torch CUDA", "onnxruntime CPU", "onnxruntime CUDA", "TensorRT", "TensorRT-RTX build",
+         "TensorRT-RTX run", "Triton GPU", "Triton interpreter", "PTX for AOT plugins"]
 
 GPU_BOX = Facts(
     python="3.11.7",
     versions={"torch": "2.13.0+cu128", "onnx": "1.19.0", "onnxruntime": "1.23.0", "onnxscript": "0.5.0",
-              "triton": "3.5.1", "tensorrt": "10.13.0.35"},
+              "triton": "3.5.1", "tensorrt": "10.13.0.35", "tensorrt_rtx": "1.7.1.116"},
     torch_cuda="12.8", gpu_name="NVIDIA H100 80GB HBM3", gpu_capability=(9, 0), cuda_driver="12.8",
     ort_providers=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     triton_nvidia_backend=True,
@@ -36,7 +36,14 @@ def by_name(facts: Facts) -> dict[str, BackendStatus]:
 
 
 def test_gpu_machine_runs_everything():
-    assert all(s.available for s in by_name(GPU_BOX).values())
+    """An H100 runs everything but TensorRT-RTX engines (no SM90 target); an RTX 4090 runs those too."""
+    s = by_name(GPU_BOX)
+    assert all(v.available for k, v in s.items() if k != "TensorRT-RTX run")
+    assert "is not a TensorRT-RTX target" in s["TensorRT-RTX run"].reason
+    rtx_box = dataclasses.replace(GPU_BOX, gpu_name="NVIDIA GeForce RTX 4090", gpu_capability=(8, 9))
+    assert all(v.available for v in by_name(rtx_box).values())
+    turing = by_name(dataclasses.replace(GPU_BOX, gpu_name="NVIDIA GeForce RTX 2080 Ti", gpu_capability=(7, 5)))
+    assert turing["TensorRT-RTX run"].available and "--compute-capability 7.5" in turing["TensorRT-RTX run"].detail
 
 
 def test_cpu_machine_says_why():
@@ -46,7 +53,11 @@ def test_cpu_machine_says_why():
     assert "no NVIDIA driver" in s["torch CUDA"].reason
     assert "has the CUDA provider but" in s["onnxruntime CUDA"].reason
     assert "TensorRT is not installed" in s["TensorRT"].reason and "pip install tensorrt" in s["TensorRT"].reason
+    assert s["TensorRT-RTX build"].available and "no GPU needed" in s["TensorRT-RTX build"].detail
+    assert "needs an RTX-class GPU" in s["TensorRT-RTX run"].reason
     assert "interpreter" in s["Triton GPU"].reason
+    no_rtx = by_name(dataclasses.replace(CPU_BOX, versions={**CPU_BOX.versions, "tensorrt_rtx": None}))
+    assert "pip install tensorrt-rtx-cu12" in no_rtx["TensorRT-RTX build"].reason
 
 
 def test_cpu_only_torch_with_a_driver():
@@ -54,7 +65,7 @@ def test_cpu_only_torch_with_a_driver():
     assert "CPU-only build" in s["torch CUDA"].reason and "12.8" in s["torch CUDA"].reason
 
 
-@pytest.mark.parametrize("version, words", [("10.8.0.43", "too old"), ("8.6.1.6", "too old")])
+@pytest.mark.parametrize("version, words", [("9.2.0.5", "too old"), ("8.6.1.6", "too old")])
 def test_old_tensorrt(version, words):
     s = by_name(dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "tensorrt": version}))
     assert not s["TensorRT"].available and words in s["TensorRT"].reason
@@ -82,7 +93,8 @@ def test_diagnose_this_machine():
     report = diagnose()
     assert isinstance(report, DoctorReport)
     assert [b.name for b in report.backends] == NAMES
-    for key in ("python", "torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt", "CUDA driver"):
+    for key in ("python", "torch", "onnx", "onnxruntime", "onnxscript", "triton", "tensorrt", "tensorrt_rtx",
+                "CUDA driver"):
         assert key in report.versions
     assert report.status("torch CPU").available
     data = report.to_json()

@@ -394,39 +394,28 @@ def test_ptx_entry_matches_trt_aot_launch():
 
 
 @pytest.mark.trt
-def test_trt_engine_runs_the_plugin(tmp_path):
-    import tensorrt as trt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_trt_engine_runs_the_plugin(precision):
+    """The exported block through TensorRT with the QDP plugin at several sizes (borders, a map smaller
+    than k*d), against the PyTorch *reference* backend on CPU (not the Triton kernel it embeds)."""
+    from tdeploy.export.precision.fp16 import convert_to_fp16
+    from tests.tensorrt.engine_check import build_qdp_engine, run_engine
 
     torch.manual_seed(0)
     model = _Block(k=3, d=2).eval()
-    model_proto = _export(model, torch.randn(1, 8, 8, 32))
-    PLUGIN_OP.register_trt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(model_proto.SerializeToString()), [
-        parser.get_error(i) for i in range(parser.num_errors)
-    ]
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    profile.set_shape(network.get_input(0).name, (1, 4, 4, 32), (1, 8, 8, 32), (2, 16, 16, 32))
-    config.add_optimization_profile(profile)
-    engine_bytes = builder.build_serialized_network(network, config)
-    assert engine_bytes is not None
-    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
-    context = engine.create_execution_context()
-    x = torch.randn(2, 11, 13, 32, device="cuda")
-    out = torch.empty(2, 11, 13, 32, device="cuda")
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    context.set_input_shape(names[0], tuple(x.shape))
-    context.set_tensor_address(names[0], x.data_ptr())
-    context.set_tensor_address(names[1], out.data_ptr())
-    context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
-    with torch.no_grad():
-        torch.testing.assert_close(out, model.cuda()(x), atol=1e-3, rtol=1e-3)
+    proto = _export(model, torch.randn(1, 8, 8, 32))
+    if precision == "fp16":
+        proto, _ = convert_to_fp16(proto)
+    name = proto.graph.input[0].name
+    data, layers = build_qdp_engine(proto, {name: ((1, 4, 4, 32), (1, 8, 8, 32), (2, 16, 16, 32))})
+    assert layers["plugins"] == {"NeighborhoodAttention2D": 1}
+    tol = 1e-3 if precision == "fp32" else 2e-2
+    for shape in ((2, 11, 13, 32), (1, 5, 4, 32), (2, 16, 16, 32)):
+        x = torch.randn(shape)
+        (out,) = run_engine(data, {name: x})
+        with torch.no_grad():
+            want = model(x)  # CPU tensors: the reference backend
+        torch.testing.assert_close(out.float().cpu(), want, atol=tol, rtol=tol)
 
 
 # ------------------------------------------------------------------------------------ errors, API

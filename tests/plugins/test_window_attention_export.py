@@ -193,39 +193,26 @@ def test_entry_parser_and_hidden_param_refusal():
 
 
 @pytest.mark.trt
-def test_tensorrt_engine_with_plugin(tmp_path):
-    """Parse the exported file with the plugin registered, build a tiny engine, compare outputs."""
-    import tensorrt as trt
+@pytest.mark.parametrize("with_mask", [True, False], ids=["mask", "no-mask sentinel"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_engine_with_plugin_matches_the_reference(with_mask, precision):
+    """The exported block through TensorRT with the QDP plugin (every node a plugin layer), at several
+    window counts, against the PyTorch *reference* backend on CPU (not the Triton kernel it embeds)."""
+    from tdeploy.export.precision.fp16 import convert_to_fp16
+    from tests.tensorrt.engine_check import build_qdp_engine, run_engine
 
     torch.manual_seed(0)
-    model = _Block(True).eval().cuda()
-    x = torch.randn(8, 16, 32, device="cuda")
-    proto = _export(model.cpu(), x.cpu())
-    model.cuda()
-    tdeploy.plugins.plugin_ops()[0].register_trt()
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(proto.SerializeToString()), [str(parser.get_error(i)) for i in range(parser.num_errors)]
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    assert any(layer.type == trt.LayerType.PLUGIN_V3 for layer in layers)
-    config = builder.create_builder_config()
-    config.plugins_to_serialize = []
-    profile = builder.create_optimization_profile()
-    profile.set_shape(network.get_input(0).name, (4, 16, 32), (8, 16, 32), (16, 16, 32))
-    config.add_optimization_profile(profile)
-    engine_bytes = builder.build_serialized_network(network, config)
-    assert engine_bytes is not None
-    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
-    context = engine.create_execution_context()
-    x = torch.randn(12, 16, 32, device="cuda")
-    out = torch.empty(12, 16, 32, device="cuda")
-    context.set_input_shape(engine.get_tensor_name(0), tuple(x.shape))
-    context.set_tensor_address(engine.get_tensor_name(0), x.data_ptr())
-    context.set_tensor_address(engine.get_tensor_name(1), out.data_ptr())
-    assert context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
-    with torch.no_grad():
-        torch.testing.assert_close(out, model(x), rtol=1e-3, atol=1e-3)
+    model = _Block(with_mask).eval()
+    proto = _export(model, torch.randn(8, 16, 32))
+    if precision == "fp16":
+        proto, _ = convert_to_fp16(proto)
+    name = proto.graph.input[0].name
+    data, layers = build_qdp_engine(proto, {name: ((4, 16, 32), (8, 16, 32), (16, 16, 32))})
+    assert layers["plugins"] == {"WindowAttention": 1}
+    tol = 1e-3 if precision == "fp32" else 2e-2
+    for windows in (4, 12, 16):
+        x = torch.randn(windows, 16, 32)
+        (out,) = run_engine(data, {name: x})
+        with torch.no_grad():
+            want = model(x)  # CPU tensors: the reference backend
+        torch.testing.assert_close(out.float().cpu(), want, rtol=tol, atol=tol)

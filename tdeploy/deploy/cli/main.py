@@ -7,6 +7,7 @@ that runs but finds outputs out of tolerance exits with status 1.
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
@@ -24,7 +25,8 @@ from tdeploy.errors import TdeployError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tdeploy")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="On errors, the traceback and the cause; every TensorRT message.")
+def cli(verbose: bool) -> None:
     """tdeploy: attention models from PyTorch to ONNX and TensorRT engines."""
 
 
@@ -40,9 +42,13 @@ cli.add_command(doctor)
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_cause = "-v" in args or "--verbose" in args
     try:
-        cli.main(args=argv, prog_name="deploy", standalone_mode=False)
+        cli.main(args=args, prog_name="deploy", standalone_mode=False)
     except TdeployError as exc:
+        if show_cause:
+            traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:

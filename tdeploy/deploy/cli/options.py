@@ -69,3 +69,9 @@ class status:
 
     def __exit__(self, *exc):
         return False
+
+
+def verbose() -> bool:
+    """``deploy --verbose``: show tracebacks and every TensorRT/exporter message."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("verbose"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from tdeploy.plugins.neighborhood_attention.cpp import kernel_records
 from tdeploy.plugins.neighborhood_attention.onnx import (
     NeighborhoodAttention2D,
     neighborhood_attention_translation,
@@ -32,6 +33,8 @@ PLUGIN_OP = register_plugin_op(PluginOp(
     onnx_translation=neighborhood_attention_translation,
     onnx_function=NeighborhoodAttention2D,
     register_trt=register_trt,
+    kernel_records=kernel_records,
+    inputs=("qkv", "rpb"),
     package_dir=Path(__file__).parent,
 ))
 

@@ -60,9 +60,10 @@ def na2d_fwd_kernel(
     BLOCK_M: tl.constexpr = BLOCK_R * BLOCK_Q
     KD: tl.constexpr = KERNEL_SIZE * DILATION
 
-    pid_w = tl.program_id(0)  # column group g_w + DILATION * column block
-    pid_h = tl.program_id(1)  # row group g_h + DILATION * row block
-    pid_bh = tl.program_id(2)  # batch * NUM_HEADS + head
+    # batch x heads on grid x (up to 2**31 - 1 programs; y and z stop at 65535), the map on y and z.
+    pid_bh = tl.program_id(0)  # batch * NUM_HEADS + head
+    pid_w = tl.program_id(1)  # column group g_w + DILATION * column block
+    pid_h = tl.program_id(2)  # row group g_h + DILATION * row block
     b = pid_bh // NUM_HEADS
     head = pid_bh % NUM_HEADS
     g_w = pid_w % DILATION
@@ -188,12 +189,15 @@ def dot_fp32(dtype: torch.dtype, *, interpreted: bool) -> bool:
 
 
 def grid(B: int, H: int, W: int, num_heads: int, dilation: int, cfg: dict) -> tuple[int, int, int]:
-    """(column blocks x groups, row blocks x groups, B * heads); group 0 is the largest group."""
+    """(B * heads, column blocks x groups, row blocks x groups); group 0 is the largest group.
+
+    B * heads goes on x, the only axis past 65535: batch 2048 with 32 heads is 65536 programs.
+    """
     cdiv = triton.cdiv
     return (
+        B * num_heads,
         dilation * cdiv(cdiv(W, dilation), cfg["BLOCK_Q"]),
         dilation * cdiv(cdiv(H, dilation), cfg["BLOCK_R"]),
-        B * num_heads,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from tdeploy.plugins.registry import PluginOp, register_plugin_op
+from tdeploy.plugins.window_attention.cpp import kernel_records
 from tdeploy.plugins.window_attention.onnx import WindowAttention, window_attention_translation
 from tdeploy.plugins.window_attention.op import window_attention
 from tdeploy.plugins.window_attention.reference import window_attention_reference
@@ -29,6 +30,8 @@ PLUGIN_OP = register_plugin_op(PluginOp(
     onnx_translation=window_attention_translation,
     onnx_function=WindowAttention,
     register_trt=register_trt,
+    kernel_records=kernel_records,
+    inputs=("qkv", "bias", "mask"),
     package_dir=Path(__file__).parent,
 ))
 

@@ -5,20 +5,20 @@ imported inside :func:`register` only; nothing here runs at import time of the p
 
 TensorRT's ONNX parser sends the ``tdeploy::WindowAttention`` node (it carries
 ``plugin_namespace="tdeploy"``, ``plugin_version="1"``) to this plugin, with its three inputs
-(qkv, bias, mask: see README.md for the (1, 1, 1) no-mask sentinel) and the ``num_heads`` and
-``scale`` attributes. The AOT launch passes, in order: the input pointers (qkv, bias, mask), the
-extra int32 args (n_win), the output pointer (out) -- exactly the kernel's runtime parameters.
+(qkv, bias, mask: see README.md for the (1, 1, 1) no-mask sentinel) and the ``num_heads`` (kINT32)
+and ``scale`` (kFLOAT32) attributes. The AOT launch passes, in order: the input pointers (qkv, bias,
+mask), the extra int32 args (n_win), the output pointer (out) -- exactly the kernel's runtime parameters.
+
+No ``from __future__ import annotations`` here: tensorrt.plugin validates the annotations themselves.
 """
 
-from __future__ import annotations
-
 from tdeploy.errors import TdeployError
+from tdeploy.plugins.qdp import FLOAT32_ATTR, INT32_ATTR, fit_shared_memory, import_plugin_api, scalar, target
+from tdeploy.plugins.triton_aot import compile_configs
 
 PLUGIN_ID = "tdeploy::WindowAttention"
+_DTYPES = {"fp32": "float32", "fp16": "float16"}  # what the plugin takes (autotune below)
 _registered = False
-
-
-
 
 
 def _constant(expr, what: str) -> int:
@@ -36,13 +36,14 @@ def kernel_signature(dtype: str) -> dict[str, str]:
 
 
 def kernel_config(dtype: str, n: int, num_heads: int, head_dim: int, scale: float, has_mask: bool, cc: int,
-                  ptx_version: int | None = None) -> dict:
-    """Arguments of :func:`tdeploy.plugins.triton_aot.compile_ptx` for one configuration, plus its blocks."""
+                  ptx_version: int | None = None, blocks: dict | None = None) -> dict:
+    """Arguments of :func:`tdeploy.plugins.triton_aot.compile_ptx` for one configuration, plus its blocks
+    (``blocks``: a tiling other than the launcher's, see :func:`tilings`)."""
     import torch
 
     from tdeploy.plugins.window_attention.triton import block_config, dot_fp32
 
-    blocks = block_config(n, head_dim)
+    blocks = blocks or block_config(n, head_dim)
     constexprs = {
         "SCALE": float(scale),
         "N": n,
@@ -65,19 +66,36 @@ def kernel_config(dtype: str, n: int, num_heads: int, head_dim: int, scale: floa
     }
 
 
+def tilings(n: int, head_dim: int) -> list[dict]:
+    """The launcher's tiling first, then ones that need less shared memory (one pipeline stage, then
+    narrower key tiles): :func:`tdeploy.plugins.qdp.fit_shared_memory` takes the first that fits."""
+    from tdeploy.plugins.window_attention.triton import block_config
+
+    base = block_config(n, head_dim)
+    out = [base, {**base, "num_stages": 1}]
+    for block_n in (32, 16):
+        if block_n < base["BLOCK_N"]:
+            out.append({**base, "BLOCK_N": block_n, "num_stages": 1})
+    return out
+
+
 def compile_kernels(configs: list[dict]):
     """PTX kernels for several :func:`kernel_config` results (one Triton process)."""
-    from tdeploy.plugins.triton_aot import compile_ptx_many
     from tdeploy.plugins.window_attention.triton import window_attention_kernel
 
-    return compile_ptx_many(window_attention_kernel, [{k: v for k, v in c.items() if k != "blocks"} for c in configs])
+    return compile_configs(window_attention_kernel, configs)
 
 
 def compile_kernel(dtype: str, n: int, num_heads: int, head_dim: int, scale: float, has_mask: bool, cc: int,
                    ptx_version: int | None = None):
-    """(PtxKernel, block sizes) of the fused kernel for one configuration; no GPU needed."""
-    config = kernel_config(dtype, n, num_heads, head_dim, scale, has_mask, cc, ptx_version)
-    return compile_kernels([config])[0], config["blocks"]
+    """(PtxKernel, block sizes) of the fused kernel for one configuration, within the AOT launch's shared
+    memory limit; no GPU needed."""
+
+    def compile_one(blocks):
+        config = kernel_config(dtype, n, num_heads, head_dim, scale, has_mask, cc, ptx_version, blocks)
+        return compile_kernels([config])[0]
+
+    return fit_shared_memory(PLUGIN_ID, compile_one, tilings(n, head_dim))
 
 
 def register() -> None:
@@ -85,38 +103,41 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from tdeploy.plugins.qdp import device_cc, import_plugin_api
-
     trt, trtp = import_plugin_api(PLUGIN_ID)
 
     @trtp.register(PLUGIN_ID)
     def _desc(
-        qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc, num_heads: int, scale: float
+        qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc, num_heads: INT32_ATTR, scale: FLOAT32_ATTR
     ) -> trtp.TensorDesc:
         # (B*nW, N, 3C) -> (B*nW, N, C); a new ShapeExprs (like() would share qkv's).
         s = qkv.shape_expr
         return trtp.from_shape_expr((s[0], s[1], s[2] // 3), dtype=qkv.dtype)
 
     @trtp.autotune(PLUGIN_ID)
-    def _autotune(qkv, bias, mask, outputs):
+    def _autotune(qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc,
+                  outputs: tuple[trtp.TensorDesc]) -> list[trtp.AutoTuneCombination]:
         # qkv, bias, mask and out share one dtype: all fp32 or all fp16, linear layout.
         return [trtp.AutoTuneCombination("FP32|FP16, FP32|FP16, FP32|FP16, FP32|FP16", "LINEAR")]
 
     @trtp.aot_impl(PLUGIN_ID)
-    def _aot(qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc, num_heads: int,
-             scale: float, outputs, tactic: int):
+    def _aot(
+        qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc, num_heads: INT32_ATTR,
+        scale: FLOAT32_ATTR, outputs: tuple[trtp.TensorDesc], tactic: int,
+    ) -> tuple[str | bytes, str | bytes, trtp.KernelLaunchParams, trtp.SymExprs]:
+        heads, logit_scale = scalar(num_heads, int), scalar(scale, float)
         n = _constant(qkv.shape_expr[1], "N (qkv dim 1)")
         c = _constant(qkv.shape_expr[2], "3*C (qkv dim 2)") // 3
-        head_dim = c // num_heads
+        head_dim = c // heads
         # The (1, 1, 1) sentinel means "no mask": compile without mask loads (pointer and n_win unused).
         # (With N = 1 the softmax is over one key: any mask is a no-op, so the test is exact.)
         has_mask = _constant(mask.shape_expr[1], "mask dim 1") != 1
         dtype = {trt.float32: "fp32", trt.float16: "fp16"}[qkv.dtype]
-        kernel, cfg = compile_kernel(dtype, n, num_heads, head_dim, scale, has_mask, device_cc(PLUGIN_ID))
+        cc, ptx_version = target(PLUGIN_ID)
+        kernel, cfg = compile_kernel(dtype, n, heads, head_dim, logit_scale, has_mask, cc, ptx_version)
 
         launch = trtp.KernelLaunchParams()
         launch.grid_x = qkv.shape_expr[0]  # B*nW windows: the dynamic dim
-        launch.grid_y = num_heads
+        launch.grid_y = heads
         launch.grid_z = -(-n // cfg["BLOCK_M"])
         launch.block_x = kernel.num_warps * 32
         launch.shared_mem = kernel.shared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import onnx
 import pytest
 
 from tdeploy.export import export
@@ -148,13 +149,12 @@ def test_non_onnx_file(tmp_path, command):
 
 
 def test_build_engine_without_tensorrt(artifact):
-    pytest.importorskip("tdeploy")
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here")
-    code, _, err = run_cli("build-engine", artifact)
-    _one_line_error(code, err, "TensorRT is not installed", "pip install tensorrt")
+    code, _, err = run_cli("build-engine", artifact, "--runtime", "tensorrt")
+    _one_line_error(code, err, "TensorRT (tensorrt) is not installed", "pip install tensorrt")
 
 
 def test_console_script_exit_status(tmp_path):
@@ -177,3 +177,15 @@ def test_export_unknown_setting(tmp_path):
     code, _, err = run_cli("export", "vit-ti16", "--out", tmp_path / "a", "--set", "depht=1")
     _one_line_error(code, err, "no setting 'depht'")
     assert not (tmp_path / "a").exists()
+
+
+def test_no_plugins_export_from_a_fresh_process(tmp_path):
+    """The console script imports what --no-plugins needs itself (onnx.inliner is not imported by onnx)."""
+    out = tmp_path / "swin"
+    proc = run_cli_subprocess("export", "swin-t", "--set", "depths=(1,1,1,1)", "--set", "embed_dim=32", "--set",
+                              "num_heads=(1,2,4,8)", "--no-plugins", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    model = onnx.load(str(out / "model.onnx"))
+    assert not model.functions and all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+    names = [n.name for n in model.graph.node]
+    assert len(names) == len(set(names))  # the inlined function bodies are named apart

@@ -1,0 +1,43 @@
+"""A TensorRT logger that keeps what TensorRT said and shows the warnings and errors on stderr.
+
+The builder's and parser's messages are the reason behind most failed builds, so they are kept:
+the caller counts warnings (for instance the parser's duplicate-node-name warning) and quotes the
+first error in its one-line message; ``--verbose`` shows every message.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Message:
+    severity: str  # "internal error" | "error" | "warning" | "info" | "verbose"
+    text: str
+
+
+def make_logger(trt, *, echo: str = "warning"):
+    """A ``trt.ILogger`` of runtime module ``trt`` that records every message and prints those at
+    ``echo`` severity or worse to stderr (``"warning"``, ``"info"``, ``"verbose"`` or ``"none"``)."""
+    sev = trt.ILogger.Severity
+    names = {sev.INTERNAL_ERROR: "internal error", sev.ERROR: "error", sev.WARNING: "warning", sev.INFO: "info",
+             sev.VERBOSE: "verbose"}
+    order = ["internal error", "error", "warning", "info", "verbose"]
+    shown = set(order[: order.index(echo) + 1]) if echo in order else set()
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[Message] = []
+
+        def log(self, severity, msg):
+            name = names.get(severity, "info")
+            self.messages.append(Message(name, str(msg)))
+            if name in shown:
+                print(f"[TensorRT] {name}: {msg}", file=sys.stderr, flush=True)
+
+        def of(self, *severities: str) -> list[str]:
+            return [m.text for m in self.messages if m.severity in severities]
+
+    return _Logger()
