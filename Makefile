@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Two workers: the CI machine has two cores.
 WORKERS ?= 2
 
-.PHONY: install qdp-wheels export test test-all tensorrt-matrix bench accuracy gpu-check lint format clean
+.PHONY: install qdp-wheels cpp export test test-all tensorrt-matrix bench accuracy gpu-check lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,16 +32,44 @@ $(QDP_WHEELS)/.downloaded: $(STAMP)
 
 qdp-wheels: $(QDP_WHEELS)/.downloaded
 
+# The C++ plugin library and runner (cpp/README.md): build/cpp/libtdeploy_plugins.so, build/cpp/tdeploy_run.
+# With TENSORRT_ROOT (an SDK: include/ + lib/) or TENSORRT_INCLUDE, against that TensorRT; otherwise
+# against headers from PyPI, never installed: TensorRT 10.14.1's (the kernel-lens wheel, Apache-2.0)
+# and CUDA's (nvidia-cuda-runtime-cu12, whose libcudart links the GPU harness, and nvidia-cuda-crt).
+CPP_BUILD := build/cpp
+CPP_DEPS := $(CPP_BUILD)/deps
+HEADER_WHEELS := kernel-lens==2.0.1 nvidia-cuda-runtime-cu12==12.9.79 nvidia-cuda-crt==13.5.37
+ifeq ($(TENSORRT_ROOT)$(TENSORRT_INCLUDE),)
+CPP_HEADERS := $(CPP_DEPS)/.unpacked
+CMAKE_HEADERS := -DTENSORRT_INCLUDE=$(CURDIR)/$(CPP_DEPS)/kernel_lens/include/tensorrt \
+	"-DCUDA_INCLUDE=$(CURDIR)/$(CPP_DEPS)/nvidia/cuda_runtime/include;$(CURDIR)/$(CPP_DEPS)/nvidia/cu13/include" \
+	-DCUDA_LIBRARY_DIRS=$(CURDIR)/$(CPP_DEPS)/nvidia/cuda_runtime/lib
+else
+CPP_HEADERS :=
+CMAKE_HEADERS := $(if $(TENSORRT_ROOT),-DTENSORRT_ROOT=$(TENSORRT_ROOT)) $(if $(TENSORRT_INCLUDE),-DTENSORRT_INCLUDE=$(TENSORRT_INCLUDE))
+endif
+
+$(CPP_DEPS)/.unpacked:
+	mkdir -p $(CPP_DEPS)/wheels
+	$(PYTHON) -m pip download --quiet --no-deps -d $(CPP_DEPS)/wheels $(HEADER_WHEELS)
+	for w in $(CPP_DEPS)/wheels/*.whl; do $(PYTHON) -m zipfile -e $$w $(CPP_DEPS) || exit 1; done
+	touch $@
+
+cpp: $(CPP_HEADERS)
+	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_HEADERS) \
+	  $(if $(TENSORRT_LIBRARY),-DTENSORRT_LIBRARY=$(TENSORRT_LIBRARY)) > $(CPP_BUILD).log || { cat $(CPP_BUILD).log; exit 1; }
+	cmake --build $(CPP_BUILD) -j $(WORKERS)
+
 # make export MODEL=swinir [CHECKPOINT=file.pth] [ARGS="--static"]
 export: $(STAMP)
 	$(BIN)/deploy export $(MODEL) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
-test: $(STAMP) qdp-wheels
+test: $(STAMP) qdp-wheels cpp
 	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # Everything, then every family's smallest variant x fp32 / --no-plugins / fp16 / int8 through
 # TensorRT-RTX (writes docs/tensorrt.md; fails when a build does).
-test-all: $(STAMP) qdp-wheels
+test-all: $(STAMP) qdp-wheels cpp
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 	$(MAKE) tensorrt-matrix
 

@@ -1,5 +1,7 @@
 """`make gpu-check`: the Triton kernels on a CUDA GPU, checked against their references and timed
-against the baselines each op's issue names. Writes the GPU section of docs/benchmarks.md.
+against the baselines each op's issue names, and the C++ plugin library's plugins driven on device
+buffers (build/cpp from `make cpp`, carried to the GPU machine). Writes the GPU section of
+docs/benchmarks.md.
 
 Run with the GPU machine's own python and the project on PYTHONPATH (nothing is installed):
 ``PYTHONPATH=. python3 -m benchmarks.gpu_check``. Each op module exposes ``run(rows)`` (appends one
@@ -21,6 +23,7 @@ BEGIN, END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
 OPS = {
     "window attention": "benchmarks.gpu_window_attention",
     "neighborhood attention": "benchmarks.gpu_neighborhood_attention",
+    "C++ plugin library (plugin_harness, no TensorRT)": "benchmarks.gpu_plugin_library",
 }
 
 

@@ -1,12 +1,13 @@
 // tdeploy_run: run a TensorRT engine built by `deploy build-engine` on .npy inputs.
 //
 //   tdeploy_run model.engine --input pixel_values=x.npy [--input ...] [--output-dir out/]
-//               [--iters 100] [--warmup 10]
+//               [--plugins build/cpp/libtdeploy_plugins.so] [--iters 100] [--warmup 10]
 //
-// Loads the engine with a plain TensorRT runtime (tdeploy's attention plugins are AOT: their PTX is
-// inside the engine, so no plugin library is loaded), sets the input shapes from the .npy files,
-// runs enqueueV3 on a CUDA stream, writes every output as <output-dir>/<name>.npy and prints latency
-// percentiles over --iters timed runs after --warmup untimed ones. Works with TensorRT 10.x and 11.x.
+// Loads the engine with a TensorRT runtime -- after loading the plugin library when the engine holds
+// tdeploy's C++ plugin layers (--plugins; an engine with the QDP AOT plugins needs none: their PTX is
+// inside it) --, sets the input shapes from the .npy files, runs enqueueV3 on a CUDA stream, writes every
+// output as <output-dir>/<name>.npy and prints latency percentiles over --iters timed runs after
+// --warmup untimed ones. Builds against TensorRT 10.x/11.x or TensorRT-RTX 1.x (the same runtime API).
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
@@ -70,13 +71,15 @@ struct Args {
     std::string engine;
     std::map<std::string, std::string> inputs;  // tensor name -> .npy path
     std::string output_dir = ".";
+    std::vector<std::string> plugins;  // plugin libraries to load before deserializing
     int iters = 100;
     int warmup = 10;
 };
 
 Args parse_args(int argc, char** argv) {
     const char* usage =
-        "usage: tdeploy_run ENGINE --input NAME=FILE.npy [--input ...] [--output-dir DIR] [--iters N] [--warmup N]";
+        "usage: tdeploy_run ENGINE --input NAME=FILE.npy [--input ...] [--output-dir DIR] [--plugins LIB.so] "
+        "[--iters N] [--warmup N]";
     Args args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -89,6 +92,8 @@ Args parse_args(int argc, char** argv) {
             std::size_t eq = v.find('=');
             if (eq == std::string::npos || eq == 0) fail("--input takes NAME=FILE.npy, got '" + v + "'");
             args.inputs[v.substr(0, eq)] = v.substr(eq + 1);
+        } else if (a == "--plugins") {
+            args.plugins.push_back(value("--plugins"));
         } else if (a == "--output-dir") {
             args.output_dir = value("--output-dir");
         } else if (a == "--iters") {
@@ -129,10 +134,15 @@ int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
     Logger logger;
 
-    // 1. Deserialize (no plugin library: the AOT plugins' kernels are inside the engine).
+    // 1. Deserialize, with the plugin libraries the engine's layers need registered first.
     std::vector<char> blob = read_file(args.engine);
     std::unique_ptr<nvinfer1::IRuntime> runtime(nvinfer1::createInferRuntime(logger));
     if (!runtime) fail("cannot create the TensorRT runtime");
+    for (const std::string& library : args.plugins) {
+        if (runtime->getPluginRegistry().loadLibrary(library.c_str()) == nullptr) {
+            fail("TensorRT could not load the plugin library " + library + " (see the TensorRT log above)");
+        }
+    }
     std::unique_ptr<nvinfer1::ICudaEngine> engine(runtime->deserializeCudaEngine(blob.data(), blob.size()));
     if (!engine) {
         fail(args.engine + " did not load (built by another TensorRT version or for another GPU?); rebuild it with "

@@ -22,6 +22,7 @@ follows on the next line, then a newline.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tdeploy.errors import TdeployError
@@ -52,6 +53,15 @@ class KernelRecord:
                 raise TdeployError(f"kernel record field {key}={value!r}: no spaces or '=' allowed")
         pairs = " ".join(f"{k}={v}" for k, v in self.fields.items())
         return f"kernel {pairs} ptx={len(self.ptx.encode())}"
+
+
+def record(op: str, dtype: str, kernel, **launch) -> KernelRecord:
+    """The record of a compiled kernel (a :class:`tdeploy.plugins.triton_aot.PtxKernel`) of ``op`` for
+    ``dtype`` ("fp32"/"fp16"), with the op's launch facts (block sizes, configuration) in ``launch``."""
+    target = re.search(r"\.target\s+(sm_\w+)", kernel.ptx)
+    return KernelRecord({"op": op, "dtype": dtype, "arch": kernel.cc, "target": target.group(1) if target else "",
+                         "name": kernel.name, "threads": kernel.num_warps * 32, "shared": kernel.shared, **launch},
+                        kernel.ptx)
 
 
 def serialize(records: list[KernelRecord]) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from tdeploy.artifact.atomic import atomic_write_bytes
 from tdeploy.errors import BackendUnavailable, TdeployError
 from tdeploy.runtime.base import Runner
+from tdeploy.tensorrt.logger import make_logger
 from tdeploy.tensorrt.plugins import PluginChoice, register_plugins
 from tdeploy.tensorrt.runtimes import LABELS, find_runtime, gpu_identity, gpu_problem
 from tdeploy.tensorrt.sidecar import REBUILD_HINT, check_engine_compatible, load_engine_sidecar
@@ -111,7 +112,7 @@ class TrtRunner(Runner):
 
         trt = runtime.module
         self._trt = trt
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._logger = make_logger(trt)  # the one logger of this TensorRT module (see logger.py)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:

@@ -39,7 +39,7 @@ def run_engine(data: bytes, inputs: dict[str, torch.Tensor]) -> list[torch.Tenso
     """Run a serialized engine on CUDA tensors (in the engine's input dtypes); its outputs, in engine order."""
     import tensorrt as trt
 
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = make_logger(trt)
     engine = trt.Runtime(logger).deserialize_cuda_engine(data)
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

@@ -32,9 +32,10 @@ TINY = {
 }
 
 
-def export_tiny(family: str, out) -> None:
+def export_tiny(family: str, out, *extra: str) -> None:
+    """``deploy export`` of ``family``'s tiny configuration into ``out`` (``extra``: more export options)."""
     variant, settings = TINY[family]
-    args = ["export", variant, "--out", out]
+    args = ["export", variant, "--out", out, *extra]
     for item in settings:
         args += ["--set", item]
     code, _, err = run_cli(*args)
@@ -59,7 +60,9 @@ def network_layers(onnx_bytes: bytes, name: str) -> int:
     """Layers of the network TensorRT-RTX's parser makes of ``onnx_bytes`` (counted here, independently)."""
     import tensorrt_rtx as trt
 
-    logger = trt.Logger(trt.Logger.ERROR)
+    from tdeploy.tensorrt.logger import make_logger
+
+    logger = make_logger(trt, echo="none")
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
@@ -70,7 +73,8 @@ def network_layers(onnx_bytes: bytes, name: str) -> int:
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_family_builds_with_tensorrt_rtx_on_cpu(family, artifacts):
     art = artifacts(family)
-    code, out, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--compute-capability", "8.9")
+    code, out, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--compute-capability", "8.9",
+                             "--plugins", "none")
     assert code == 0, err
     assert "already exists, the output tensors" not in err  # no duplicate node names reached the parser
     sidecar = json.loads((art / "model.json").read_text())
@@ -85,13 +89,30 @@ def test_family_builds_with_tensorrt_rtx_on_cpu(family, artifacts):
         model = onnx.load(str(art / info["file"]))
         nodes = sum(n.domain == "tdeploy" for n in model.graph.node)
         assert (nodes > 0) == bool(info["custom_ops"])
-        # TensorRT-RTX takes no QDP plugins and no C++ library is loaded: every node ran as its function.
+        # --plugins none: every node ran as its function (the C++ library's form: tests/cpp).
         assert meta["plugin_form"] == "none" and meta["layers"]["plugins"] == {}
         inlined = onnx.inliner.inline_local_functions(model) if nodes else model
         assert meta["layers"]["total"] == network_layers(inlined.SerializeToString(), info["file"])
         if nodes:  # the function bodies were inlined with names apart: more layers than tdeploy nodes
             assert meta["layers"]["total"] > nodes
         assert "equivalent command: tensorrt_rtx --onnx=" in err and "--saveEngine=" in err
+
+
+def test_without_the_cpp_library_auto_builds_with_the_functions_and_says_how(artifacts, monkeypatch):
+    """TensorRT-RTX takes no QDP plugins; without the C++ library a build does not fail: one note."""
+    monkeypatch.setenv("TDEPLOY_PLUGIN_LIBRARY", "/nowhere/libtdeploy_plugins.so")
+    art = artifacts("swin")
+    code, _, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--out", art / "auto.engine")
+    assert code == 0, err
+    notes = [ln for ln in err.splitlines() if ln.startswith("plugins: none")]
+    assert len(notes) == 1 and "takes no Python QDP plugins" in notes[0] and "make cpp" in notes[0]
+    assert json.loads((art / "auto.engine.json").read_text())["plugin_form"] == "none"
+    code, _, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--plugins", "cpp", "--out",
+                           art / "cpp.engine")
+    assert code == 2 and err.count("\n") == 1 and "no libtdeploy_plugins.so at /nowhere" in err and "make cpp" in err
+    code, _, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--plugins", "qdp", "--out",
+                           art / "qdp.engine")
+    assert code == 2 and err.count("\n") == 1 and "takes no Python QDP plugins" in err
 
 
 def test_default_targets_and_several_targets(artifacts):

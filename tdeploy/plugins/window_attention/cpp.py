@@ -10,7 +10,7 @@ grid (B*nW, heads, ceil(N / block_m)), ``threads`` per block, args (qkv, bias, m
 from __future__ import annotations
 
 from tdeploy.errors import TdeployError
-from tdeploy.plugins.cpp_kernels import KernelRecord, ptx_isa_for_arch
+from tdeploy.plugins.cpp_kernels import KernelRecord, ptx_isa_for_arch, record
 from tdeploy.plugins.window_attention.trt import compile_kernels, kernel_config
 
 OP_TYPE = "WindowAttention"
@@ -31,11 +31,6 @@ def kernel_records(attributes: dict, shapes: dict[str, tuple], dtypes: list[str]
     wanted = [(DTYPES[d], arch) for d in dtypes for arch in archs]
     configs = [kernel_config(t, n, heads, c // heads, scale, has_mask, arch, ptx_isa_for_arch(arch))
                for t, arch in wanted]
-    records = []
-    for (t, arch), config, kernel in zip(wanted, configs, compile_kernels(configs)):
-        records.append(KernelRecord({
-            "op": OP_TYPE, "dtype": t, "arch": arch, "name": kernel.name, "threads": kernel.num_warps * 32,
-            "shared": kernel.shared, "block_m": config["blocks"]["BLOCK_M"], "n": n, "c": c, "heads": heads,
-            "has_mask": int(has_mask),
-        }, kernel.ptx))
-    return records
+    return [record(OP_TYPE, t, kernel, block_m=config["blocks"]["BLOCK_M"], n=n, c=c, heads=heads,
+                   has_mask=int(has_mask))
+            for (t, _), config, kernel in zip(wanted, configs, compile_kernels(configs))]
