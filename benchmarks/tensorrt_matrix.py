@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tensorrt.md"
@@ -84,8 +85,8 @@ def run_one(family: str, variant: str, setting: str, work: Path, calib: tuple[Pa
                 plugins[k] = plugins.get(k, 0) + v
         row["plugins"] = plugins
         row["plugin_form"] = "/".join(sorted({m["plugin_form"] for m in metas}))
-        row["tdeploy_nodes"] = sum(len([n for n in __import__("onnx").load(str(out / g.file)).graph.node
-                                        if n.domain == "tdeploy"]) for g in art.sidecar.graphs.values())
+        row["tdeploy_nodes"] = sum(sum(n.domain == "tdeploy" for n in onnx.load(str(out / g.file)).graph.node)
+                                   for g in art.sidecar.graphs.values())
         row["ok"] = True
     except Exception as exc:  # noqa: BLE001 - a failed build is a row of the table, and the exit status
         row["ok"] = False
@@ -97,7 +98,7 @@ def run_one(family: str, variant: str, setting: str, work: Path, calib: tuple[Pa
 def markdown(rows: list[dict], machine: str, version: str, seconds: float) -> str:
     from tdeploy.deploy.evaluate.report import markdown_table
 
-    head = ["family", "variant", "graph", "plugin form", "build s", "engine MB", "layers", "plugin layers",
+    head = ["family", "variant", "export", "plugin form", "build s", "engine MB", "layers", "plugin layers",
             "tdeploy nodes"]
     body = []
     for r in rows:

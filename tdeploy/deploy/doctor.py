@@ -14,11 +14,20 @@ import importlib.util
 import platform
 from dataclasses import asdict, dataclass, field
 
+from tdeploy.errors import TdeployError
+from tdeploy.tensorrt.plugins import (
+    LIBRARY_ENV,
+    LIBRARY_NAME,
+    library_build_info,
+    library_problem,
+    plugin_library,
+)
 from tdeploy.tensorrt.runtimes import (
     INSTALL_HINT,
     RTX_DEFAULT_MIN,
     RTX_INSTALL_HINT,
     RTX_TARGETS,
+    Runtime,
     capability_tuple,
     probe,
     version_problem,
@@ -45,6 +54,9 @@ class Facts:
     cuda_driver: str | None = None  # e.g. "12.8", from libcuda
     ort_providers: list[str] = field(default_factory=list)
     triton_nvidia_backend: bool = False  # Triton's CUDA backend (PTX generation) is importable
+    plugin_library: str | None = None  # the C++ plugin library --plugins cpp would use (None: not built)
+    plugin_library_headers: tuple[str, str] | None = None  # (flavour, version) of the headers it was built with
+    plugin_library_error: str | None = None  # why that file is not a usable library
 
 
 @dataclass
@@ -133,6 +145,15 @@ def gather_facts() -> Facts:
         if error:
             facts.import_errors[package] = error
     facts.cuda_driver = cuda_driver_version()
+    if (library := plugin_library()) is not None:
+        facts.plugin_library = str(library)
+        if not library.is_file():
+            facts.plugin_library_error = f"${LIBRARY_ENV} names {library}, which does not exist"
+        else:
+            try:
+                facts.plugin_library_headers = library_build_info(library)
+            except TdeployError as exc:
+                facts.plugin_library_error = _first_line(exc)
     return facts
 
 
@@ -233,7 +254,28 @@ def assess(facts: Facts) -> list[BackendStatus]:
                    if facts.triton_nvidia_backend else
                    BackendStatus("PTX for AOT plugins", False, f"triton {triton_v} has no NVIDIA backend "
                                                                "(triton.backends.nvidia)"))
+    out.append(_plugin_library_status(facts))
     return out
+
+
+def _plugin_library_status(facts: Facts) -> BackendStatus:
+    name = "C++ plugin library"
+    if facts.plugin_library is None:
+        return BackendStatus(name, False, f"{LIBRARY_NAME} is not built: `make cpp` builds it (for --plugins cpp, "
+                                          f"trtexec and Triton Inference Server), or set ${LIBRARY_ENV}")
+    if facts.plugin_library_error or facts.plugin_library_headers is None:
+        return BackendStatus(name, False, facts.plugin_library_error or f"{facts.plugin_library} is unreadable")
+    flavour, version = facts.plugin_library_headers
+    installed = [Runtime(runtime, None, facts.versions[package])  # type: ignore[arg-type] - only names are read
+                 for package, runtime in (("tensorrt", "tensorrt"), ("tensorrt_rtx", "tensorrt-rtx"))
+                 if facts.versions.get(package) and package not in facts.import_errors]
+    problems = [why for runtime in installed if (why := library_problem(flavour, version, runtime))]
+    if installed and len(problems) == len(installed):
+        return BackendStatus(name, False, problems[0])
+    built = "TensorRT-RTX" if flavour == "tensorrt-rtx" else "TensorRT"
+    loads = ", ".join(r.label for r in installed if not library_problem(flavour, version, r))
+    return BackendStatus(name, True, detail=f"{facts.plugin_library} ({built} {version} headers"
+                                            + (f"; loads into {loads})" if loads else ")"))
 
 
 def versions(facts: Facts) -> dict[str, str | None]:

@@ -10,7 +10,7 @@ from tdeploy.deploy.doctor import BackendStatus, DoctorReport, Facts, assess, di
 from tests.helpers import run_cli
 
 NAMES = ["torch CPU", "torch CUDA", "onnxruntime CPU", "onnxruntime CUDA", "TensorRT", "TensorRT-RTX build",
-         "TensorRT-RTX run", "Triton GPU", "Triton interpreter", "PTX for AOT plugins"]
+         "TensorRT-RTX run", "Triton GPU", "Triton interpreter", "PTX for AOT plugins", "C++ plugin library"]
 
 GPU_BOX = Facts(
     python="3.11.7",
@@ -18,7 +18,8 @@ GPU_BOX = Facts(
               "triton": "3.5.1", "tensorrt": "10.13.0.35", "tensorrt_rtx": "1.7.1.116"},
     torch_cuda="12.8", gpu_name="NVIDIA H100 80GB HBM3", gpu_capability=(9, 0), cuda_driver="12.8",
     ort_providers=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-    triton_nvidia_backend=True,
+    triton_nvidia_backend=True, plugin_library="/opt/tdeploy/libtdeploy_plugins.so",
+    plugin_library_headers=("tensorrt", "10.14.1"),
 )
 CPU_BOX = dataclasses.replace(
     GPU_BOX, versions={**GPU_BOX.versions, "torch": "2.13.0+cpu", "tensorrt": None}, torch_cuda=None,
@@ -87,6 +88,21 @@ def test_triton_missing():
     s = by_name(dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "triton": None}))
     for name in ("Triton GPU", "Triton interpreter", "PTX for AOT plugins"):
         assert "Triton is not installed" in s[name].reason
+
+
+def test_plugin_library():
+    """Not built, a broken file, built for a TensorRT that is not here, and built for what is."""
+    s = by_name(dataclasses.replace(GPU_BOX, plugin_library=None, plugin_library_headers=None))
+    assert "not built: `make cpp`" in s["C++ plugin library"].reason
+    broken = dataclasses.replace(GPU_BOX, plugin_library_headers=None, plugin_library_error="x.so is not tdeploy's")
+    assert by_name(broken)["C++ plugin library"].reason == "x.so is not tdeploy's"
+    trt11 = dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "tensorrt": "11.0.0.114", "tensorrt_rtx": None})
+    assert "rebuild it with `make cpp TENSORRT_ROOT" in by_name(trt11)["C++ plugin library"].reason
+    ok = by_name(GPU_BOX)["C++ plugin library"]
+    assert ok.available and "loads into TensorRT 10.13.0.35, TensorRT-RTX 1.7.1.116" in ok.detail
+    # TensorRT 11 here, TensorRT-RTX too: it still loads into one of them
+    mixed = dataclasses.replace(GPU_BOX, versions={**GPU_BOX.versions, "tensorrt": "11.0.0.114"})
+    assert by_name(mixed)["C++ plugin library"].detail.endswith("loads into TensorRT-RTX 1.7.1.116)")
 
 
 def test_diagnose_this_machine():
