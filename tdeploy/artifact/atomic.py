@@ -1,52 +1,138 @@
-"""Write a set of files so that either all of them appear or none does.
+"""Writing an artifact folder so that a reader sees the old export, the new one, or none: never a mix.
 
-Files are written into a staging folder beside the destination, then moved into place with
-``os.replace`` (atomic per file on one filesystem); the sidecar goes last, so a reader that finds a
-sidecar finds the files it describes. An interrupted export leaves only the staging folder, which
-the next export removes.
+An export writes every file into a staging folder beside the destination, then publishes it in four
+steps (:data:`PUBLISH_STEPS`), fsyncing each file and the folder between them:
+
+1. ``model.json`` leaves the destination first: from here on the folder is not an artifact, and
+   ``open_artifact`` says so in one line ("no model.json ... re-export") instead of pairing the old
+   sidecar with new graphs;
+2. the files an export owns (:data:`OWNED_PATTERNS`: graphs, their external data, engines, engine
+   sidecars, runtime caches) that are not part of the new set are removed: an engine of the old graph
+   must not sit beside the new one;
+3. the new graphs are moved in (``os.replace``: atomic per file on one filesystem);
+4. the new ``model.json`` is moved in last.
+
+A kill at any point leaves either the old artifact whole (before step 1), a folder without a sidecar
+(steps 1-3; the next export to it cleans it), or the new artifact whole. Files an export does not own
+(reports, images, a user's notes) are never touched. One export at a time per destination: the
+staging happens under an exclusive lock (``.<name>.lock`` beside the folder), so the staging folders
+found while holding it are leftovers of killed exports and are removed; a second export to the same
+folder is refused in one line while the first runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import fnmatch
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from tdeploy.artifact.sidecar import SIDECAR_NAME as SIDECAR
+from tdeploy.errors import TdeployError
+
+PUBLISH_STEPS = ("sidecar removed", "stale files removed", "files moved", "sidecar moved")
+# What an export owns in its folder: files it, or deploy build-engine, writes there.
+OWNED_PATTERNS = ("*.onnx", "*.onnx.data", "*.onnx_data", "*.engine", "*.engine.json", "*.plan", "*.trt",
+                  "*.rtx-cache", SIDECAR)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def owned(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in OWNED_PATTERNS)
+
+
+def publish(stage: Path, dest: Path, *, on_step: Callable[[str], None] | None = None) -> None:
+    """Move the files of ``stage`` into ``dest`` in the four steps of the module docstring.
+
+    ``on_step(name)`` is called after each step (tests interrupt publishing there)."""
+    step = on_step or (lambda name: None)
+    files = sorted(p for p in stage.iterdir() if p.is_file())
+    for path in files:
+        fsync_path(path)
+    dest.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (dest / SIDECAR).unlink()
+    fsync_path(dest)
+    step(PUBLISH_STEPS[0])
+    new = {p.name for p in files}
+    for path in dest.iterdir():
+        if path.is_file() and owned(path.name) and path.name not in new:
+            path.unlink()
+    fsync_path(dest)
+    step(PUBLISH_STEPS[1])
+    for path in files:
+        if path.name != SIDECAR:
+            os.replace(path, dest / path.name)
+    fsync_path(dest)
+    step(PUBLISH_STEPS[2])
+    if (stage / SIDECAR).is_file():
+        os.replace(stage / SIDECAR, dest / SIDECAR)
+    fsync_path(dest)
+    step(PUBLISH_STEPS[3])
 
 
 @contextlib.contextmanager
-def staged_dir(dest: Path) -> Iterator[Path]:
-    """Yield a staging folder; on success move its files into ``dest`` (last: ``*.json``)."""
-    dest = Path(dest)
+def destination_lock(dest: Path) -> Iterator[None]:
+    """Hold ``.<dest name>.lock`` beside ``dest`` exclusively; one line when another export holds it."""
+    lock_path = dest.parent / f".{dest.name}.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TdeployError(f"another export is writing {dest} right now: wait for it to finish, or export "
+                               "to another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staged_dir(dest: Path, *, on_step: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Yield a staging folder for ``dest``; when the block succeeds, :func:`publish` it into ``dest``.
+
+    When the block raises, ``dest`` is left as it was and the staging folder is removed."""
+    dest = Path(dest).resolve()  # `--out .` has a name to stage and lock beside
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{dest.name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
-    try:
-        yield stage
-        dest.mkdir(parents=True, exist_ok=True)
-        files = sorted(p for p in stage.iterdir() if p.is_file())
-        for path in sorted(files, key=lambda p: p.suffix == ".json"):
-            os.replace(path, dest / path.name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    with destination_lock(dest):
+        for leftover in dest.parent.glob(f".{dest.name}.staging-*"):  # of killed exports: we hold the lock
+            shutil.rmtree(leftover, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+        try:
+            yield stage
+            publish(stage, dest, on_step=on_step)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write one file atomically (temp file in the same folder + rename)."""
+    """Write one file atomically and durably (temp file in the same folder, fsync, rename, fsync folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_path(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tdeploy.artifact.hashing import sha256_file
 from tdeploy.artifact.onnx_file import load_onnx
 from tdeploy.artifact.sidecar import SIDECAR_NAME, Sidecar
 from tdeploy.errors import TdeployError
@@ -25,7 +26,10 @@ class Artifact:
 
 
 def open_artifact(path: str | Path, *, check_onnx: bool = True) -> Artifact:
-    """Find the sidecar and files for ``path``; one-line errors for anything unusable."""
+    """Find the sidecar and files for ``path``; one-line errors for anything unusable.
+
+    ``check_onnx``: every graph must be a readable ONNX file whose sha256 is the one the sidecar
+    recorded, so that a sidecar is never paired with a graph of another export."""
     path = Path(path)
     if not path.exists():
         raise TdeployError(f"artifact not found: {path} (give a folder written by `deploy export` or a file in it)")
@@ -48,4 +52,9 @@ def open_artifact(path: str | Path, *, check_onnx: bool = True) -> Artifact:
     if check_onnx:
         for info in sidecar.graphs.values():
             load_onnx(root / info.file, load_weights=False)
+            if info.sha256 and (found := sha256_file(root / info.file)) != info.sha256:
+                raise TdeployError(
+                    f"{root / info.file} is not the graph {SIDECAR_NAME} describes (sha256 {found[:12]}, "
+                    f"recorded {info.sha256[:12]}): the folder mixes two exports or the file was edited; "
+                    "re-export it with `deploy export`")
     return Artifact(root=root, sidecar=sidecar, onnx=onnx_path, engine=engine)

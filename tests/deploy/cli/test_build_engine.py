@@ -7,6 +7,7 @@ import importlib.util
 import pytest
 import torch
 
+from tdeploy.artifact.hashing import sha256_file
 from tdeploy.artifact.sidecar import SIDECAR_NAME, GraphInfo, Sidecar
 from tdeploy.export.onnx_export import export_graphs
 from tdeploy.models import create_model
@@ -33,7 +34,7 @@ def tiny_artifact(tmp_path_factory):
         model = create_model("vit")
     spec = model.export_spec()
     sidecar = Sidecar(model="vit", variant=model.variant_name, family="vit", opset=18,
-                      graphs={"model": GraphInfo("model.onnx", "0" * 64, spec.to_json())})
+                      graphs={"model": GraphInfo("model.onnx", sha256_file(out / "model.onnx"), spec.to_json())})
     (out / SIDECAR_NAME).write_text(sidecar.to_json())
     return out
 
