@@ -11,6 +11,7 @@ what to hash for the engine cache. Nothing here imports TensorRT.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ from pathlib import Path
 DOMAIN = "tdeploy"
 PLUGIN_NAMESPACE = "tdeploy"
 PLUGIN_VERSION = "1"
+# This package: every source in it can change a kernel (the ops' kernels and launchers, and the shared
+# triton_aot.py that rewrites the PTX entry, qdp.py's tiling fits, cpp_kernels.py's records).
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 @dataclass(frozen=True)
 class PluginOp:
@@ -29,15 +34,7 @@ class PluginOp:
     register_trt: Callable[[], None]  # registers the TensorRT QDP plugin (imports tensorrt lazily)
     kernel_records: Callable  # the C++ plugin form's kernels for one node (plugins/<op>/cpp.py)
     inputs: tuple[str, ...]  # the node's inputs, in order, e.g. ("qkv", "bias", "mask")
-    package_dir: Path  # the op's folder: its sources are hashed into the engine cache key
-
-    def source_hash(self) -> str:
-        """sha256 over the op's Python sources: an engine built from other kernels is a cache miss."""
-        digest = hashlib.sha256()
-        for path in sorted(self.package_dir.glob("*.py")):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-        return digest.hexdigest()
+    package_dir: Path  # the op's folder (its README.md, sources)
 
 
 _PLUGIN_OPS: list[PluginOp] = []
@@ -61,10 +58,17 @@ def custom_translation_table() -> dict:
     return {op.torch_op: op.onnx_translation for op in plugin_ops()}
 
 
-def plugins_hash() -> str:
-    """One hash over every plugin's sources (engine cache key, sidecars)."""
+def plugins_hash(package_dir: Path | None = None) -> str:
+    """One hash over everything that decides the plugins' kernels: every Python source of this package
+    (``package_dir``, for tests) and the version of Triton that compiles them. Engine cache key, sidecars."""
+    package_dir = package_dir or PACKAGE_DIR
     digest = hashlib.sha256()
-    for op in plugin_ops():
-        digest.update(op.name.encode())
-        digest.update(op.source_hash().encode())
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    try:
+        triton = importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:
+        triton = "absent"
+    digest.update(f"triton {triton}".encode())
     return digest.hexdigest()

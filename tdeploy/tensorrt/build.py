@@ -12,6 +12,7 @@ TensorRT calls.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import shlex
 import sys
 import threading
@@ -134,6 +135,22 @@ def graph_has_plugin_nodes(artifact: Artifact, graph: str) -> bool:
     return any(op.startswith(f"{DOMAIN}::") for op in artifact.sidecar.graphs[graph].custom_ops)
 
 
+def kernels_hash(form: str) -> str:
+    """A hash over what decides the plugin kernels inside an engine of plugin ``form``: the plugins
+    package and Triton (:func:`plugins_hash`), this layer's kernel-graph writer (cpp), and the PTX ISA
+    the build machine's driver takes (qdp: the plugins cap the PTX at it)."""
+    if form == "none":
+        return plugins_hash()  # the ONNX functions come from the graph (its sha256); kept for the sidecar
+    parts = [plugins_hash()]
+    if form == "cpp":
+        parts.append(sha256_file(Path(__file__).with_name("kernels.py")))
+    if form == "qdp":
+        from tdeploy.plugins.qdp import driver_ptx_version
+
+        parts.append(f"ptx {driver_ptx_version()}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -155,7 +172,7 @@ def build_engine(artifact: Artifact, out: Path | None = None, options: BuildOpti
         _note("--timing-cache: TensorRT-RTX keeps no timing cache (its kernels are compiled at first run); ignored")
     register_plugins(choice, runtime, target_cc=targets.min_cc())
     library_sha = sha256_file(choice.library) if choice.library else None
-    p_hash = plugins_hash()
+    p_hash = kernels_hash(choice.form)
     written = EngineSet()
     for graph, path in engine_paths(artifact, out).items():
         profile = profiles[graph]

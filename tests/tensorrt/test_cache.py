@@ -155,6 +155,18 @@ def test_runner_refuses_an_engine_of_a_runtime_that_is_not_here(tmp_path):
         TrtRunner(tmp_path / "missing.engine").activate()
 
 
+def test_runner_refuses_a_stale_engine(tmp_path):
+    """An engine whose sidecar records another ONNX sha256 than the artifact's graph is refused before
+    any TensorRT or GPU is looked for; the one built from this graph passes that check."""
+    engine = tmp_path / "model.engine"
+    write_engine(engine, b"engine", {**SIDECAR, "onnx": {"file": "model.onnx", "sha256": "1" * 64}})
+    with pytest.raises(TdeployError, match=r"model.engine was built from another model.onnx .* stale; rebuild"):
+        TrtRunner(engine, onnx_sha256="2" * 64).activate()
+    with pytest.raises(TdeployError) as caught:
+        TrtRunner(engine, onnx_sha256="1" * 64).activate()
+    assert "stale" not in str(caught.value)
+
+
 # --- the cache folder ----------------------------------------------------------------------------------
 def test_write_store_and_install(tmp_path):
     engine = tmp_path / "a" / "model.engine"
@@ -225,3 +237,35 @@ def test_shape_problem():
     why = shape_problem("x", (64, 3, 224, 224), (1, 3, 16, 16), (32, 3, 448, 448))
     assert "outside the engine's profile 1x3x16x16 .. 32x3x448x448" in why and "--shapes x:" in why
     assert shape_problem("x", (1, 3, 224), (1, 3, 16, 16), (32, 3, 448, 448)) is not None
+
+
+def test_kernel_hash_covers_what_decides_the_kernels(tmp_path, monkeypatch):
+    """Shared plugin sources (triton_aot.py rewrites the PTX entry), the Triton version, the kernel
+    graph writer (cpp) and the driver's PTX ISA (qdp) each change the hash in the engine cache key."""
+    import importlib.metadata
+    import shutil
+
+    from tdeploy.plugins import registry
+    from tdeploy.tensorrt import build
+
+    copy = tmp_path / "plugins"
+    shutil.copytree(registry.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = registry.plugins_hash(copy)
+    assert before == registry.plugins_hash(copy)
+    (copy / "triton_aot.py").write_text((copy / "triton_aot.py").read_text() + "\n# changed\n")
+    assert registry.plugins_hash(copy) != before
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "9.9.9" if name == "triton" else real_version(name))
+    with_other_triton = registry.plugins_hash()
+    monkeypatch.setattr(importlib.metadata, "version", real_version)
+    assert registry.plugins_hash() != with_other_triton
+
+    assert len({build.kernels_hash("none"), build.kernels_hash("cpp")}) == 2
+    import tdeploy.plugins.qdp as qdp
+
+    monkeypatch.setattr(qdp, "driver_ptx_version", lambda: 85)
+    at_85 = build.kernels_hash("qdp")
+    monkeypatch.setattr(qdp, "driver_ptx_version", lambda: 87)
+    assert build.kernels_hash("qdp") != at_85
