@@ -11,13 +11,14 @@ BACKENDS = ("torch", "ort", "trt")
 
 
 def make_runner(backend: str, artifact: Artifact, graph: str = "model", *, threads: int = 0,
-                torch_module=None) -> Runner:
-    """The (not yet activated) runner of ``backend`` for one graph of ``artifact``."""
+                torch_module=None, device: str = "cpu") -> Runner:
+    """The (not yet activated) runner of ``backend`` for one graph of ``artifact`` (``device``: PyTorch's)."""
     spec = artifact.sidecar.graphs[graph].export_spec()
     if backend == "torch":
         if torch_module is None:
             raise TdeployError("the torch backend needs the PyTorch model (internal error: none was given)")
-        return TorchRunner(torch_module, [i.name for i in spec.inputs], list(spec.outputs), threads=threads or None)
+        return TorchRunner(torch_module, [i.name for i in spec.inputs], list(spec.outputs), device=device,
+                           threads=threads or None)
     if backend == "ort":
         return OrtRunner(artifact.graph_path(graph), threads=threads)
     if backend == "trt":

@@ -33,6 +33,7 @@ class PluginOp:
     onnx_function: object  # onnxscript OnnxFunction: the model-local function with the reference math
     register_trt: Callable[[], None]  # registers the TensorRT QDP plugin (imports tensorrt lazily)
     kernel_records: Callable  # the C++ plugin form's kernels for one node (plugins/<op>/cpp.py)
+    flops: Callable  # torch.utils.flop_counter formula over the op's argument shapes (plugins/<op>/op.py)
     inputs: tuple[str, ...]  # the node's inputs, in order, e.g. ("qkv", "bias", "mask")
     package_dir: Path  # the op's folder (its README.md, sources)
 

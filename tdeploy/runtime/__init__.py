@@ -9,6 +9,8 @@ May import: ``tdeploy.errors``, ``tdeploy.artifact`` (0), ``tdeploy.plugins`` (1
 from tdeploy.runtime.base import Runner
 from tdeploy.runtime.compare import OutputComparison, compare, cosine
 from tdeploy.runtime.ort_runner import OrtRunner, default_providers
+from tdeploy.runtime.recording import RecordingRunner
 from tdeploy.runtime.torch_runner import TorchRunner
 
-__all__ = ["OrtRunner", "OutputComparison", "Runner", "TorchRunner", "compare", "cosine", "default_providers"]
+__all__ = ["OrtRunner", "OutputComparison", "RecordingRunner", "Runner", "TorchRunner", "compare", "cosine",
+           "default_providers"]

@@ -7,6 +7,7 @@ As in Polygraphy, a runner does nothing expensive (no session, no GPU context) u
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,6 +40,12 @@ class Runner:
 
     def input_names(self) -> list[str]:
         raise NotImplementedError
+
+    def device_timer(self, feed: dict[str, np.ndarray]) -> Callable[[], float] | None:
+        """For runners on a GPU: a function that runs one inference on ``feed``, copied to the device
+        once beforehand into buffers it reuses, and returns the milliseconds CUDA events measured
+        around the computation alone. None for runners on the host (time ``infer`` with a clock)."""
+        return None
 
     # --- for subclasses ---
     def activate_impl(self) -> None:

@@ -41,6 +41,22 @@ class TorchRunner(Runner):
             out = [out]
         return {n: t.detach().cpu().numpy() for n, t in zip(self._outputs, out)}
 
+    def device_timer(self, feed: dict[str, np.ndarray]):
+        if not str(self.device).startswith("cuda"):
+            return None
+        args = [torch.from_numpy(np.ascontiguousarray(feed[n])).to(self.device) for n in self._inputs]
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def run() -> float:
+            with torch.inference_mode():
+                start.record()
+                self.module(*args)
+                end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
+
+        return run
+
     def deactivate_impl(self) -> None:
         if self._saved_threads is not None:
             torch.set_num_threads(self._saved_threads)

@@ -60,6 +60,7 @@ class TrtRunner(Runner):
         self.stream = None
         self.runtime_cache_path: Path | None = None
         self._inputs: list[str] = []
+        self._bound: list = []  # device copies of the inputs last bound to the context
         self._outputs: list[str] = []
 
     @classmethod
@@ -148,46 +149,77 @@ class TrtRunner(Runner):
     def input_names(self) -> list[str]:
         return list(self._inputs)
 
-    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _bind(self, feed: dict[str, np.ndarray]) -> dict[str, object]:
+        """Copy ``feed`` to the GPU (on the runner's stream), set the shapes and bind every input and a
+        fresh output buffer; the output tensors by name. The caller keeps the inputs alive through
+        ``self._bound``."""
         import torch
 
         missing = [n for n in self._inputs if n not in feed]
         if missing:
             raise TdeployError(f"{self.engine_path.name} needs input {missing[0]!r} (inputs: {', '.join(self._inputs)})")
-        keep = []
+        self._bound = []
+        for name in self._inputs:
+            host = torch.from_numpy(np.ascontiguousarray(feed[name]))
+            tensor = host.to(device="cuda", dtype=_torch_dtype(self._trt, self.engine.get_tensor_dtype(name)))
+            tensor = tensor.contiguous()
+            self._bound.append(tensor)
+            lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+            if why := shape_problem(name, tuple(tensor.shape), tuple(lo), tuple(hi)):
+                raise TdeployError(f"{self.engine_path.name}: {why}")
+            if not self.context.set_input_shape(name, tuple(tensor.shape)):
+                raise TdeployError(f"{self.engine_path.name}: TensorRT refused shape {tuple(tensor.shape)} "
+                                   f"for {name}")
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        outputs = {}
+        for name in self._outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise TdeployError(f"{self.engine_path.name}: output {name} has a data-dependent shape "
+                                   f"{shape}, which this runner does not support")
+            dtype = _torch_dtype(self._trt, self.engine.get_tensor_dtype(name))
+            outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        return outputs
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise TdeployError(f"TensorRT failed to run {self.engine_path} (see the TensorRT log above)")
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
         with torch.cuda.stream(self.stream):  # copies, kernels and read-back on one stream
-            for name in self._inputs:
-                host = torch.from_numpy(np.ascontiguousarray(feed[name]))
-                tensor = host.to(device="cuda", dtype=_torch_dtype(self._trt, self.engine.get_tensor_dtype(name)))
-                tensor = tensor.contiguous()
-                keep.append(tensor)
-                lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
-                if why := shape_problem(name, tuple(tensor.shape), tuple(lo), tuple(hi)):
-                    raise TdeployError(f"{self.engine_path.name}: {why}")
-                if not self.context.set_input_shape(name, tuple(tensor.shape)):
-                    raise TdeployError(f"{self.engine_path.name}: TensorRT refused shape {tuple(tensor.shape)} "
-                                       f"for {name}")
-                self.context.set_tensor_address(name, tensor.data_ptr())
-            outputs = {}
-            for name in self._outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                if any(d < 0 for d in shape):
-                    raise TdeployError(f"{self.engine_path.name}: output {name} has a data-dependent shape "
-                                       f"{shape}, which this runner does not support")
-                dtype = _torch_dtype(self._trt, self.engine.get_tensor_dtype(name))
-                outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
-                self.context.set_tensor_address(name, outputs[name].data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise TdeployError(f"TensorRT failed to run {self.engine_path} (see the TensorRT log above)")
+            outputs = self._bind(feed)
+            self._execute()
             host_out = {n: (t.float() if t.dtype == torch.bfloat16 else t).to("cpu", non_blocking=False)
                         for n, t in outputs.items()}
         self.stream.synchronize()
         return {n: t.numpy() for n, t in host_out.items()}
 
+    def device_timer(self, feed: dict[str, np.ndarray]):
+        """The engine alone: inputs copied and buffers bound once, CUDA events around execute_async_v3."""
+        import torch
+
+        with torch.cuda.stream(self.stream):
+            self._bind(feed)
+        self.stream.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def run() -> float:
+            start.record(self.stream)
+            self._execute()
+            end.record(self.stream)
+            end.synchronize()
+            return start.elapsed_time(end)
+
+        return run
+
     def deactivate_impl(self) -> None:
         if self.runtime_cache_path is not None and getattr(self, "_runtime_cache", None) is not None:
             with contextlib.suppress(Exception):  # a cache that cannot be written only costs a recompile
                 atomic_write_bytes(self.runtime_cache_path, bytes(memoryview(self._runtime_cache.serialize())))
+        self._bound = []
         self.context = None
         self.engine = None
         self.stream = None

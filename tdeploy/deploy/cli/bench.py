@@ -25,6 +25,7 @@ def bench(artifact, backends, batches, threads, warmup, iters, size, checkpoint,
     from tdeploy.artifact.atomic import atomic_write_text
     from tdeploy.artifact.folder import open_artifact
     from tdeploy.deploy.evaluate.bench import bench as run_bench
+    from tdeploy.deploy.reference import warn_random_weights
 
     art = open_artifact(artifact)
     report = run_bench(art, backends=backends_option(backends), batches=ints(batches), threads=threads, warmup=warmup,
@@ -34,3 +35,4 @@ def bench(artifact, backends, batches, threads, warmup, iters, size, checkpoint,
     atomic_write_text(out / "bench.md", report.markdown())
     click.echo(report.markdown())
     click.echo(f"wrote {out / 'bench.json'}, {out / 'bench.md'}")
+    warn_random_weights(art.sidecar)

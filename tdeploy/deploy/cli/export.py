@@ -34,6 +34,7 @@ from tdeploy.deploy.cli.options import parse_settings, parse_size, status
 def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size, no_plugins, no_check, precision,
            io_dtype, calib, calib_method, calib_samples, settings) -> None:
     """Export MODEL (a variant or family name) to DIR/model.onnx + DIR/model.json."""
+    from tdeploy.deploy.reference import warn_random_weights
     from tdeploy.export import DEFAULT_OPSET, ExportOptions
     from tdeploy.export import export as do_export
     from tdeploy.export.onnx_export import build_model
@@ -53,3 +54,4 @@ def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size,
         click.echo(f"wrote {out / graph.file}  (sha256 {graph.sha256[:12]}, custom ops: "
                    f"{', '.join(graph.custom_ops) or 'none'})")
     click.echo(f"wrote {out / 'model.json'}")
+    warn_random_weights(sidecar)

@@ -46,6 +46,7 @@ def generate(artifact, tokens, tokens_file, bos_id, eos_id, pad_id, max_length, 
              threads, checkpoint) -> None:
     """Generate target ids for source ids with ARTIFACT's encoder and decoder; one sequence a line."""
     from tdeploy.artifact.folder import open_artifact
+    from tdeploy.deploy.reference import reference_model, warn_random_weights
     from tdeploy.deploy.tasks.generation import GenerationConfig, prepare_source, runner_step, seq2seq_extra
     from tdeploy.deploy.tasks.generation import generate as run_generation
 
@@ -56,17 +57,10 @@ def generate(artifact, tokens, tokens_file, bos_id, eos_id, pad_id, max_length, 
     cfg.check(extra)
     src, mask = prepare_source(read_sources(tokens, tokens_file), pad_id=cfg.pad_id,
                                vocab_size=extra["src_vocab_size"], max_len=extra["max_len"])
-    model = None
-    if backend == "torch":
-        from tdeploy.export.onnx_export import build_model
-
-        sc = art.sidecar
-        ck = checkpoint or sc.checkpoint
-        if ck and not Path(ck).is_file():
-            raise TdeployError(f"the checkpoint {sc.model} was exported from ({ck}) is gone: pass --checkpoint PATH")
-        model = build_model(sc.variant, ck, sc.overrides)
+    model = reference_model(art.sidecar, checkpoint) if backend == "torch" else None
     step = runner_step(art, backend, threads=threads, model=model)
     with step.encoder, step.decoder:
         result = run_generation(step, src, mask, cfg)
     for seq in result.sequences:
         click.echo(" ".join(map(str, seq)))
+    warn_random_weights(art.sidecar)

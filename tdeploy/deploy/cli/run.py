@@ -34,6 +34,7 @@ def run(artifact, input_path, output_path, tile, overlap, backend, checkpoint, t
 
     from tdeploy.artifact.folder import open_artifact
     from tdeploy.deploy.backends import make_runner
+    from tdeploy.deploy.reference import reference_model, warn_random_weights
     from tdeploy.deploy.tasks.image_io import read_image, write_image
     from tdeploy.deploy.tasks.tiling import run_tiled
 
@@ -66,12 +67,7 @@ def run(artifact, input_path, output_path, tile, overlap, backend, checkpoint, t
                            f">= {spec.min_size}")
     scale = int(spec.extra.get("upscale", 1))
 
-    module = None
-    if backend == "torch":
-        from tdeploy.export.onnx_export import build_model
-
-        ckpt = checkpoint or sc.checkpoint
-        module = build_model(sc.variant, ckpt, sc.overrides)
+    module = reference_model(sc, checkpoint) if backend == "torch" else None
     runner = make_runner(backend, art, threads=threads, torch_module=module)
     dtype = np.dtype(inp.dtype)
 
@@ -88,3 +84,4 @@ def run(artifact, input_path, output_path, tile, overlap, backend, checkpoint, t
     path = write_image(output_path, np.clip(out, 0.0, 1.0))
     click.echo(f"wrote {path} ({out.shape[2]}x{out.shape[1]}, x{scale}, {backend}"
                f"{f', tiles of {tile} overlapping {overlap}' if tile and tile < max(H, W) else ''})")
+    warn_random_weights(sc)

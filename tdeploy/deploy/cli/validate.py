@@ -29,14 +29,15 @@ def validate(artifact, checkpoint, backends, batch, sizes, samples, report_dir, 
     from tdeploy.artifact.folder import open_artifact
     from tdeploy.deploy.evaluate.report import write_validation_report
     from tdeploy.deploy.evaluate.validate import validate as run_validation
+    from tdeploy.deploy.reference import warn_random_weights
 
     art = open_artifact(artifact)
-    refs: list = []
+    record: dict | None = {} if save_outputs or save_inputs else None
     with status(f"validating {art.sidecar.variant}"):
         report = run_validation(
             art, backends=backends_option(backends), checkpoint=checkpoint, batch=batch,
             sizes=[parse_size(s) for s in sizes] or None, samples=samples, threads=threads,
-            reference_outputs=refs,
+            record=record,
         )
     out = Path(report_dir) if report_dir else art.root / "report"
     for path in write_validation_report(report, out):
@@ -44,6 +45,8 @@ def validate(artifact, checkpoint, backends, batch, sizes, samples, report_dir, 
     if save_outputs or save_inputs:
         from tdeploy.deploy.evaluate.polygraphy_io import save_polygraphy
 
-        save_polygraphy(art, report, refs, save_inputs, save_outputs, batch=batch, samples=samples)
+        for path in save_polygraphy(record, save_inputs, save_outputs):
+            click.echo(f"wrote {path}")
     click.echo(report.summary())
+    warn_random_weights(art.sidecar)
     sys.exit(0 if report.passed else 1)

@@ -1,7 +1,9 @@
-"""Interop with Polygraphy: inputs and reference outputs in its JSON formats.
+"""Interop with Polygraphy: the inputs validation ran and PyTorch's outputs, in its JSON formats.
 
 Saved on a CPU machine, they let a TensorRT machine compare without tdeploy's model code:
 ``polygraphy run model.onnx --trt --load-inputs inputs.json --load-outputs torch_outputs.json``.
+An artifact of several graphs (encoder + decoder) gets one file per graph, the graph's name before
+the suffix (``inputs.encoder.json``, ``inputs.decoder.json``): Polygraphy runs one model at a time.
 """
 
 from __future__ import annotations
@@ -10,28 +12,32 @@ from pathlib import Path
 
 import numpy as np
 
-from tdeploy.export.onnx_export import example_inputs
+Records = dict[str, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]]  # graph -> (feed, outputs)
 
 
-def save_polygraphy(artifact, report, refs: list[dict[str, np.ndarray]], inputs_path, outputs_path, *,
-                    batch: int, samples: int) -> None:
+def graph_file(path: str | Path, graph: str, graphs: int) -> Path:
+    """``path`` for a one-graph artifact; ``stem.<graph>.suffix`` beside it otherwise."""
+    path = Path(path)
+    return path if graphs == 1 else path.with_name(f"{path.stem}.{graph}{path.suffix or '.json'}")
+
+
+def save_polygraphy(records: Records, inputs_path: str | Path | None, outputs_path: str | Path | None) -> list[Path]:
+    """Write the recorded feeds (Polygraphy's ``--load-inputs`` list) and PyTorch's outputs (a RunResults
+    with one runner, ``torch``); the files written."""
     from polygraphy.comparator import RunResults
     from polygraphy.comparator.struct import IterationResult
-    from polygraphy.json import save_json
+    from polygraphy.json import to_json
 
-    spec = artifact.sidecar.main.export_spec()
-    sizes = list(dict.fromkeys(c.size for c in report.cases))
-    feeds = []
-    for size in sizes:
-        hw = tuple(int(v) for v in size.split("x")) if size != "-" else None
-        for sample in range(samples):
-            tensors = example_inputs(spec, hw, seed=sample, batch=batch)
-            feeds.append({i.name: t.numpy() for i, t in zip(spec.inputs, tensors)})
-    if inputs_path:
-        Path(inputs_path).parent.mkdir(parents=True, exist_ok=True)
-        save_json(feeds, str(inputs_path), description="tdeploy validation inputs")
-    if outputs_path:
-        results = RunResults()
-        results.append(("torch", [IterationResult(outputs=dict(r), runner_name="torch") for r in refs]))
-        Path(outputs_path).parent.mkdir(parents=True, exist_ok=True)
-        results.save(str(outputs_path))
+    from tdeploy.artifact.atomic import atomic_write_text
+
+    written = []
+    for graph, pairs in records.items():
+        if inputs_path:
+            written.append(graph_file(inputs_path, graph, len(records)))
+            atomic_write_text(written[-1], to_json([feed for feed, _ in pairs]))
+        if outputs_path:
+            results = RunResults()
+            results.append(("torch", [IterationResult(outputs=dict(out), runner_name="torch") for _, out in pairs]))
+            written.append(graph_file(outputs_path, graph, len(records)))
+            atomic_write_text(written[-1], to_json(results))
+    return written

@@ -42,7 +42,7 @@ def validation_markdown(report) -> str:
         f"**{report.summary()}**",
         "",
         f"Artifact `{report.artifact}`, task {report.task}, backends {', '.join(report.backends)} vs PyTorch; "
-        f"{report.main_metric} threshold {report.metric_threshold:g}.",
+        f"{report.main_metric} threshold {report.metric_threshold:g}. Weights: {report.weights}.",
         "",
         markdown_table(header, rows),
     ]

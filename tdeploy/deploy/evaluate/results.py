@@ -36,6 +36,7 @@ class ValidationReport:
     backends: list[str]
     main_metric: str
     metric_threshold: float
+    weights: str = ""  # what the reference and the artifact hold: a checkpoint, or seeded random weights
     cases: list[CaseResult] = field(default_factory=list)
     # Arrays kept for the HTML report (errors for histograms, images for restoration tasks).
     errors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -69,6 +70,8 @@ class ValidationReport:
             "backends": self.backends,
             "main_metric": self.main_metric,
             "metric_threshold": self.metric_threshold,
+            "weights": self.weights,
+            "random_weights": self.weights.startswith("seeded random"),
             "passed": self.passed,
             "summary": self.summary(),
             "cases": [c.to_json() for c in self.cases],

@@ -7,8 +7,6 @@ the artifact's precision) and with the task metric (top-1 agreement, PSNR/SSIM, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from tdeploy.artifact.folder import Artifact
@@ -17,9 +15,11 @@ from tdeploy.deploy.backends import make_runner
 from tdeploy.deploy.evaluate.metrics import METRICS, TASK_METRICS
 from tdeploy.deploy.evaluate.results import CaseResult, ValidationReport
 from tdeploy.deploy.evaluate.validate_seq2seq import validate_seq2seq
+from tdeploy.deploy.reference import reference_model, weights_description
 from tdeploy.errors import TdeployError
-from tdeploy.export.onnx_export import build_model, example_inputs
+from tdeploy.export.onnx_export import example_inputs
 from tdeploy.runtime.compare import compare
+from tdeploy.runtime.recording import RecordingRunner
 
 
 def _sizes(artifact: Artifact, spec: ExportSpec, sizes: list[tuple[int, int]] | None) -> list[tuple[int, int] | None]:
@@ -51,18 +51,15 @@ def validate(
     samples: int = 1,
     seed: int = 0,
     threads: int = 0,
-    reference_outputs: list[dict[str, np.ndarray]] | None = None,
+    record: dict[str, list] | None = None,
 ) -> ValidationReport:
+    """Every backend against PyTorch on seeded inputs at each size. ``record``: filled with, per graph, the
+    ``(feed, PyTorch outputs)`` pairs the comparison ran (for Polygraphy files)."""
     sc = artifact.sidecar
     if sc.main.export_spec().task == "seq2seq":
         return validate_seq2seq(artifact, backends=backends, checkpoint=checkpoint, batch=batch,
-                                samples=samples, seed=seed)
-    checkpoint = checkpoint or sc.checkpoint
-    if checkpoint and not Path(checkpoint).is_file():
-        raise TdeployError(
-            f"the checkpoint {sc.model} was exported from ({checkpoint}) is gone: pass --checkpoint PATH"
-        )
-    model = build_model(sc.variant, checkpoint, sc.overrides)
+                                samples=samples, seed=seed, threads=threads, record=record)
+    model = reference_model(sc, checkpoint)
     graphs = list(sc.graphs)
     spec = sc.graphs[graphs[0]].export_spec()
     report = ValidationReport(
@@ -73,11 +70,14 @@ def validate(
         backends=list(backends),
         main_metric=spec.metric,
         metric_threshold=spec.metric_threshold.get(sc.precision, spec.metric_threshold.get("fp32", 0.0)),
+        weights=weights_description(sc, checkpoint),
     )
     for graph in graphs:
         spec = sc.graphs[graph].export_spec()
         module = model if graph == "model" else model.export_graphs()[graph][0]
         torch_runner = make_runner("torch", artifact, graph, torch_module=module, threads=threads)
+        if record is not None:
+            torch_runner = RecordingRunner(torch_runner)
         runners = {b: make_runner(b, artifact, graph, threads=threads, torch_module=module) for b in backends}
         with torch_runner:
             for r in runners.values():
@@ -89,8 +89,6 @@ def validate(
                         tensors = example_inputs(spec, size, seed=seed + sample, batch=batch)
                         feed = {i.name: t.numpy() for i, t in zip(spec.inputs, tensors)}
                         ref = torch_runner.infer(feed)
-                        if reference_outputs is not None:
-                            reference_outputs.append(ref)
                         for backend, runner in runners.items():
                             got = runner.infer(feed)
                             report.cases.append(_case(report, spec, backend, graph, size, batch, sample, got, ref, feed))
@@ -98,6 +96,8 @@ def validate(
             finally:
                 for r in runners.values():
                     r.deactivate()
+        if record is not None:
+            record[graph] = torch_runner.records
     return report
 
 

@@ -17,14 +17,14 @@ logit tolerance (a near-tie, which no backend can be expected to break the same 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from tdeploy.deploy.evaluate.results import CaseResult, ValidationReport
+from tdeploy.deploy.reference import reference_model, weights_description
 from tdeploy.deploy.tasks.generation import (
     GenerationConfig,
+    RunnerStep,
     TorchCachedStep,
     forced_logits,
     generate,
@@ -32,8 +32,8 @@ from tdeploy.deploy.tasks.generation import (
     seq2seq_extra,
 )
 from tdeploy.errors import TdeployError
-from tdeploy.export.onnx_export import build_model
 from tdeploy.runtime.compare import compare
+from tdeploy.runtime.recording import RecordingRunner
 
 # Generated tokens per validation sample (at most the sidecar's max_new_tokens).
 VALIDATE_NEW_TOKENS = 32
@@ -58,23 +58,24 @@ def _pad_to(tokens: np.ndarray, width: int, pad: int) -> np.ndarray:
 
 
 def validate_seq2seq(artifact, *, backends: list[str], checkpoint: str | None = None, batch: int = 1,
-                     samples: int = 1, seed: int = 0) -> ValidationReport:
+                     samples: int = 1, seed: int = 0, threads: int = 0,
+                     record: dict[str, list] | None = None) -> ValidationReport:
+    """Greedy generation and teacher-forced logits of every backend against PyTorch's. ``record``: filled
+    with the encoder's and the decoder's ``(feed, outputs)`` pairs of PyTorch running the exported graphs'
+    modules through the same greedy generation (for Polygraphy files)."""
     sc = artifact.sidecar
     extra = seq2seq_extra(artifact)
     enc_spec, dec_spec = sc.graphs["encoder"].export_spec(), sc.graphs["decoder"].export_spec()
-    checkpoint = checkpoint or sc.checkpoint
-    if checkpoint and not Path(checkpoint).is_file():
-        raise TdeployError(
-            f"the checkpoint {sc.model} was exported from ({checkpoint}) is gone: pass --checkpoint PATH")
     if batch < 1 or samples < 1:
         raise TdeployError(f"--batch and --samples must be >= 1 (got {batch}, {samples})")
-    model = build_model(sc.variant, checkpoint, sc.overrides)
+    model = reference_model(sc, checkpoint)
     reference = TorchCachedStep(model)
     cfg = GenerationConfig.from_extra(extra, max_new_tokens=min(VALIDATE_NEW_TOKENS, extra["max_new_tokens"]))
     precision = sc.precision
     threshold = dec_spec.metric_threshold.get(precision, dec_spec.metric_threshold.get("fp32", 1.0))
     report = ValidationReport(artifact=str(artifact.root), variant=sc.variant, task="seq2seq", precision=precision,
                               backends=list(backends), main_metric=dec_spec.metric, metric_threshold=threshold,
+                              weights=weights_description(sc, checkpoint),
                               extra={"generation": {"greedy": True, "max_new_tokens": cfg.max_new_tokens,
                                                     "bos_id": cfg.bos_id, "eos_id": cfg.eos_id,
                                                     "pad_id": cfg.pad_id}})
@@ -88,7 +89,7 @@ def validate_seq2seq(artifact, *, backends: list[str], checkpoint: str | None = 
             cross = model.cross_kv(memory)
         refs.append((ref, fed, forced_logits(reference, src, mask, fed), memory.numpy(), cross.numpy()))
     for backend in backends:
-        step = runner_step(artifact, backend, model=model)
+        step = runner_step(artifact, backend, model=model, threads=threads)
         step.encoder.activate()
         step.decoder.activate()
         try:
@@ -102,6 +103,13 @@ def validate_seq2seq(artifact, *, backends: list[str], checkpoint: str | None = 
         finally:
             step.encoder.deactivate()
             step.decoder.deactivate()
+    if record is not None:
+        torch_graphs = runner_step(artifact, "torch", model=model, threads=threads)
+        step = RunnerStep(RecordingRunner(torch_graphs.encoder), RecordingRunner(torch_graphs.decoder), extra)
+        with step.encoder, step.decoder:
+            for _, src, mask in cases:
+                generate(step, src, mask, cfg)
+        record.update(encoder=step.encoder.records, decoder=step.decoder.records)
     return report
 
 

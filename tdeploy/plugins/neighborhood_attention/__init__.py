@@ -15,7 +15,7 @@ from tdeploy.plugins.neighborhood_attention.onnx import (
     NeighborhoodAttention2D,
     neighborhood_attention_translation,
 )
-from tdeploy.plugins.neighborhood_attention.op import neighborhood_attention
+from tdeploy.plugins.neighborhood_attention.op import flop_count, neighborhood_attention
 from tdeploy.plugins.neighborhood_attention.reference import neighborhood_attention_reference
 from tdeploy.plugins.registry import PluginOp, register_plugin_op
 
@@ -34,6 +34,7 @@ PLUGIN_OP = register_plugin_op(PluginOp(
     onnx_function=NeighborhoodAttention2D,
     register_trt=register_trt,
     kernel_records=kernel_records,
+    flops=flop_count,
     inputs=("qkv", "rpb"),
     package_dir=Path(__file__).parent,
 ))

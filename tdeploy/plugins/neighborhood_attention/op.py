@@ -101,6 +101,13 @@ def _(qkv, rpb, num_heads, kernel_size, dilation, scale, backend):
     return qkv.new_empty((B, H, W, C3 // 3))
 
 
+def flop_count(qkv_shape, rpb_shape, num_heads, kernel_size, dilation, scale, backend, *, out_shape=None) -> int:
+    """FLOPs of one call, as torch.utils.flop_counter counts (2 per multiply-add): each query meets k*k
+    keys, q.k and attn.v are 2*k^2*head_dim each per head, so 4*k^2*C per token (C = heads * head_dim)."""
+    b, h, w, three_c = qkv_shape
+    return 4 * b * h * w * kernel_size * kernel_size * (three_c // 3)
+
+
 # Training through the op: gradients of the reference math (see plugins/autograd.py).
 register_reference_autograd(
     _neighborhood_attention_op,

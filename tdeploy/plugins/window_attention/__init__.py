@@ -13,7 +13,7 @@ import torch
 from tdeploy.plugins.registry import PluginOp, register_plugin_op
 from tdeploy.plugins.window_attention.cpp import kernel_records
 from tdeploy.plugins.window_attention.onnx import WindowAttention, window_attention_translation
-from tdeploy.plugins.window_attention.op import window_attention
+from tdeploy.plugins.window_attention.op import flop_count, window_attention
 from tdeploy.plugins.window_attention.reference import window_attention_reference
 
 
@@ -31,6 +31,7 @@ PLUGIN_OP = register_plugin_op(PluginOp(
     onnx_function=WindowAttention,
     register_trt=register_trt,
     kernel_records=kernel_records,
+    flops=flop_count,
     inputs=("qkv", "bias", "mask"),
     package_dir=Path(__file__).parent,
 ))

@@ -53,6 +53,13 @@ def _(qkv, bias, mask, num_heads, scale, backend):
     return qkv.new_empty((windows, n, three_c // 3))
 
 
+def flop_count(qkv_shape, bias_shape, mask_shape, num_heads, scale, backend, *, out_shape=None) -> int:
+    """FLOPs of one call, as torch.utils.flop_counter counts (2 per multiply-add): q.k^T and attn.v are
+    2*N*N*head_dim each per head, so 4*N^2*C per window of N tokens (C = heads * head_dim)."""
+    windows, n, three_c = qkv_shape
+    return 4 * windows * n * n * (three_c // 3)
+
+
 # Training through the op: gradients of the reference math (see plugins/autograd.py).
 register_reference_autograd(
     _window_attention_op,

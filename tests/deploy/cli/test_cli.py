@@ -38,6 +38,7 @@ def test_export_cli_writes_artifact(tmp_path):
     code, out, err = run_cli("export", "vit-ti16", "--out", tmp_path / "a", "--static-size", "--size", "32x32")
     assert code == 0, err
     assert (tmp_path / "a" / "model.onnx").is_file() and (tmp_path / "a" / "model.json").is_file()
+    assert "note: vit-ti16 has seeded random weights" in err and "--checkpoint FILE" in err
 
 
 def test_inspect(artifact):
@@ -57,6 +58,8 @@ def test_validate_passes_and_writes_reports(artifact, tmp_path):
     assert "PASS vit-ti16" in out
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["passed"] and {c["size"] for c in report["cases"]} == {"224x224", "48x80"}
+    assert report["random_weights"] and "note: vit-ti16 has seeded random weights" in err
+    assert "Weights: seeded random weights" in (tmp_path / "r" / "report.md").read_text()
     assert all(c["metrics"]["top1_agreement"] == 1.0 for c in report["cases"])
     html = (tmp_path / "r" / "report.html").read_text()
     assert "data:image/png;base64," in html and "| ort |" in (tmp_path / "r" / "report.md").read_text()
@@ -98,8 +101,33 @@ def test_bench_reports_ratio_and_gflops(artifact, tmp_path):
     data = json.loads((tmp_path / "b" / "bench.json").read_text())
     rows = {r["backend"]: r for r in data["rows"]}
     assert set(rows) == {"torch", "ort"}
-    assert rows["torch"]["speedup_vs_torch"] == pytest.approx(1.0)
+    # the ratio is the two medians of this run; the baseline row has none
+    assert rows["torch"]["speedup_vs_torch"] is None
+    assert rows["ort"]["speedup_vs_torch"] == pytest.approx(rows["torch"]["p50_ms"] / rows["ort"]["p50_ms"])
     assert rows["ort"]["p50_ms"] > 0 and rows["ort"]["gflops"] > 0
+    assert {r["timing"] for r in data["rows"]} == {"wall clock"}  # CPU backends: the host clock
+    assert data["weights"].startswith("seeded random weights")
+    assert "| baseline |" in (tmp_path / "b" / "bench.md").read_text()
+    assert err.strip().splitlines()[-1].startswith("note: vit-ti16 has seeded random weights")
+
+
+def test_exported_with_a_checkpoint_says_nothing_and_refuses_when_it_is_gone(tmp_path):
+    """No random-weights note for a checkpoint export; bench, like validate, refuses when the checkpoint
+    the artifact was exported from has gone, instead of timing random weights."""
+    import torch
+
+    from tdeploy.export.onnx_export import build_model
+
+    ckpt = tmp_path / "vit.pth"
+    torch.save(build_model("vit-ti16", None, {"depth": 1}).state_dict(), ckpt)
+    code, _, err = run_cli("export", "vit-ti16", "--checkpoint", ckpt, "--set", "depth=1", "--out", tmp_path / "a",
+                           "--static-size", "--size", "32x32")
+    assert code == 0, err
+    assert "random weights" not in err
+    ckpt.unlink()
+    for command in (["bench", "--iters", "1", "--warmup", "0", "--batch", "1"], ["validate"]):
+        code, _, err = run_cli(command[0], tmp_path / "a", *command[1:])
+        _one_line_error(code, err, "is gone: pass --checkpoint PATH")
 
 
 # --- bad input: one line, non-zero exit, nothing written ----------------------------------------------
