@@ -172,3 +172,29 @@ def test_an_engine_of_the_other_runtime_is_refused(artifacts):
     code, _, err = run_cli("validate", art / "model.engine", "--backends", "trt")
     assert code == 2 and err.count("\n") == 1, err
     assert "model.engine was built with TensorRT 10.13.3.9, which cannot run here" in err
+
+
+def test_inspect_an_engine(artifacts, tmp_path):
+    """deploy inspect on an engine describes the engine (its sidecar; the engine itself needs a GPU here),
+    and names an engine of another graph as stale."""
+    art = artifacts("vit")
+    engine = art / "inspect.engine"
+    code, _, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--compute-capability", "8.6",
+                           "--out", engine)
+    assert code == 0, err
+    code, out, err = run_cli("inspect", engine)
+    assert code == 0, err
+    assert "runtime: tensorrt-rtx 1.7.1" in out and "targets sm 8.6" in out and "STALE" not in out
+    assert "input: pixel_values: float[?, 3, ?, ?]" in out and "output: logits" in out
+    assert "not opened here: " in out and "needs an NVIDIA GPU" in out
+    assert "LayerNormalization" not in out  # not the ONNX graph's description
+    info = json.loads(run_cli("inspect", engine, "--json")[1])
+    assert info["runtime"]["name"] == "tensorrt-rtx" and info["layers"]["total"] > 0
+
+    other = tmp_path / "other"
+    export_tiny("vit", other, "--static-size", "--size", "32x32")  # another graph of the same variant
+    for name in ("inspect.engine", "inspect.engine.json"):
+        (other / name).write_bytes((art / name).read_bytes())
+    code, out, err = run_cli("inspect", other / "inspect.engine")
+    assert code == 0, err
+    assert "STALE" in out and "was built from another model.onnx" in out

@@ -7,16 +7,28 @@ from pathlib import Path
 
 import click
 
+from tdeploy.artifact.folder import ENGINE_SUFFIXES
+from tdeploy.tensorrt.sidecar import load_engine_sidecar
+
 
 @click.command("inspect")
 @click.argument("artifact", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(artifact, as_json) -> None:
-    """Inputs, outputs, opset, op histogram, custom nodes and sidecar of ARTIFACT."""
+    """Inputs, outputs, opset, op histogram, custom nodes and sidecar of ARTIFACT; of an engine file, what
+    its sidecar records and what TensorRT says of it where it can open it."""
     from tdeploy.artifact.onnx_file import load_onnx
-    from tdeploy.deploy.inspect import describe_onnx, describe_text
+    from tdeploy.deploy.inspect import describe_engine, describe_engine_text, describe_onnx, describe_text
 
     path = Path(artifact)
+    if path.is_file() and path.suffix in ENGINE_SUFFIXES:
+        from tdeploy.artifact.folder import open_artifact
+
+        art = open_artifact(path)
+        graph = load_engine_sidecar(path).get("graph") or "model"
+        info = describe_engine(path, art.sidecar.graphs[graph].sha256 if graph in art.sidecar.graphs else None)
+        click.echo(json.dumps(info, indent=2, default=str) if as_json else describe_engine_text(info))
+        return
     if path.is_file() and path.suffix == ".onnx" and not (path.parent / "model.json").is_file():
         load_onnx(path, load_weights=False)
         infos, sidecar = [describe_onnx(path)], None

@@ -41,6 +41,21 @@ cli.add_command(generate)
 cli.add_command(doctor)
 
 
+# What an interrupt leaves on disk, by command (every file tdeploy writes is written whole, then renamed).
+INTERRUPTED = {
+    "export": "the destination holds the previous export, or no model.json if the new one was being moved in "
+              "(then it is not an artifact): run the export again",
+    "build-engine": "engines finished before it were kept (each with its sidecar), the one being built was not "
+                    "written",
+}
+INTERRUPTED_DEFAULT = "files finished before it were kept, each whole; none is half written"
+
+
+def interrupted_message(args: list[str]) -> str:
+    command = next((a for a in args if a in cli.commands), None)
+    return f"interrupted: {INTERRUPTED.get(command, INTERRUPTED_DEFAULT)}"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     show_cause = "-v" in args or "--verbose" in args
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted: nothing was written", err=True)
+        click.echo(interrupted_message(args), err=True)
         sys.exit(130)
 
 

@@ -55,6 +55,11 @@ def validate(
 ) -> ValidationReport:
     """Every backend against PyTorch on seeded inputs at each size. ``record``: filled with, per graph, the
     ``(feed, PyTorch outputs)`` pairs the comparison ran (for Polygraphy files)."""
+    if "torch" in backends:
+        raise TdeployError("--backends torch: validate compares each backend with PyTorch, so that compares "
+                           "PyTorch with itself; choose from ort, trt")
+    if not backends:
+        raise TdeployError("--backends: name at least one backend to compare with PyTorch (ort, trt)")
     sc = artifact.sidecar
     if sc.main.export_spec().task == "seq2seq":
         return validate_seq2seq(artifact, backends=backends, checkpoint=checkpoint, batch=batch,

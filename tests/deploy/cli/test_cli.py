@@ -131,6 +131,13 @@ def test_exported_with_a_checkpoint_says_nothing_and_refuses_when_it_is_gone(tmp
 
 
 # --- bad input: one line, non-zero exit, nothing written ----------------------------------------------
+def test_validate_refuses_to_compare_pytorch_with_itself(artifact, tmp_path):
+    for backends in ("torch", "ort,torch"):
+        code, _, err = run_cli("validate", artifact, "--backends", backends, "--report", tmp_path / "r")
+        _one_line_error(code, err, "--backends torch", "PyTorch with itself", "ort")
+    assert not (tmp_path / "r").exists()
+
+
 def test_unknown_model_lists_close_names(tmp_path):
     code, _, err = run_cli("export", "vit-small", "--out", tmp_path / "x")
     _one_line_error(code, err, "unknown model 'vit-small'", "vit-s16")
@@ -217,3 +224,21 @@ def test_no_plugins_export_from_a_fresh_process(tmp_path):
     assert not model.functions and all(n.domain in ("", "ai.onnx") for n in model.graph.node)
     names = [n.name for n in model.graph.node]
     assert len(names) == len(set(names))  # the inlined function bodies are named apart
+
+
+@pytest.mark.parametrize("command, says", [
+    (["export", "vit-ti16"], "holds the previous export, or no model.json"),
+    (["build-engine", "ARTIFACT"], "engines finished before it were kept"),
+    (["validate", "ARTIFACT"], "files finished before it were kept, each whole"),
+])
+def test_an_interrupt_says_what_it_left(artifact, monkeypatch, command, says):
+    """Ctrl-C: exit 130 and one line that is true of the command that was interrupted."""
+    import tdeploy.deploy.cli.main as cli_main
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main.cli, "main", interrupt)
+    code, _, err = run_cli(*[str(artifact) if a == "ARTIFACT" else a for a in command])
+    assert code == 130 and err.startswith("interrupted: ")
+    assert says in err and err.count("\n") == 1
