@@ -51,6 +51,8 @@ class ModelEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 _FAMILY_DEFAULTS: dict[str, str] = {}
+# family -> fn(state_dict) -> {config field: value} the checkpoint itself tells (see create_model)
+_CONFIG_READERS: dict[str, Callable[[dict[str, torch.Tensor]], dict]] = {}
 
 
 def register_model(name: str, *, family: str, default: bool = False):
@@ -66,6 +68,12 @@ def register_model(name: str, *, family: str, default: bool = False):
         return fn
 
     return wrap
+
+
+def register_config_reader(family: str, reader: Callable[[dict[str, torch.Tensor]], dict]) -> None:
+    """Let ``family``'s checkpoints configure the model: ``reader(state_dict)`` returns the config fields the
+    file determines (shapes, layer counts); :func:`create_model` applies those the user did not set."""
+    _CONFIG_READERS[family] = reader
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -125,17 +133,33 @@ def create_model(
     """
     entry = get_entry(name)
     state_dict = load_state_dict(checkpoint) if checkpoint is not None else None
+    read: dict = {}
+    if state_dict is not None and entry.family in _CONFIG_READERS:
+        read = _CONFIG_READERS[entry.family](state_dict)
     if state_dict is not None and is_family_alias(name) and not overrides:
         fits = matching_variants(state_dict, entry.family)
         if fits:
-            entry = _MODELS[fits[0]]
+            entry, read = _MODELS[fits[0]], {}
+        elif read:
+            entry = _closest_variant(entry, read)
         else:
             found = describe_state_dict(state_dict)
             raise TdeployError(
                 f"checkpoint {checkpoint} fits no {entry.family} variant ({found}); "
                 f"name the variant explicitly (deploy list {entry.family}) or check the file"
             )
-    model = entry.build(**overrides)
+    # What the file tells and the user did not set, where it differs from the variant's defaults.
+    with torch.device("meta"):
+        defaults = entry.build().cfg if read else None
+    inferred = {k: v for k, v in read.items() if k not in overrides and getattr(defaults, k, v) != v}
+    try:
+        model = entry.build(**overrides, **inferred)
+    except ValueError as exc:  # e.g. a width from the file that the variant's head count does not divide
+        if not inferred:
+            raise
+        raise TdeployError(f"{entry.name} with {_settings(inferred)} from {checkpoint}: {exc}; pass --set for "
+                           "what the file cannot tell (e.g. --set num_heads=N)") from None
+    model.inferred_config = inferred
     if state_dict is not None:
         filtered = model.checkpoint_filter(state_dict)
         try:
@@ -155,6 +179,24 @@ def create_model(
             raise TdeployError(f"{exc}{hint}") from None
     model.checkpoint_path = str(checkpoint) if checkpoint is not None else None
     return model.eval()
+
+
+def _settings(values: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _closest_variant(alias: ModelEntry, read: dict) -> ModelEntry:
+    """For a family alias and a checkpoint no variant fits exactly: the variant that agrees with the most
+    fields the file tells (ties: the family's default), so that what the file cannot tell (heads) comes
+    from the most similar variant."""
+    with torch.device("meta"):
+        def agreement(name: str) -> int:
+            cfg = _MODELS[name].build().cfg
+            return sum(getattr(cfg, k, None) == v for k, v in read.items())
+
+        names = list_models(alias.family)
+        best = max(agreement(n) for n in names)
+    return alias if agreement(alias.name) == best else _MODELS[next(n for n in names if agreement(n) == best)]
 
 
 def describe_state_dict(state_dict: dict[str, torch.Tensor]) -> str:

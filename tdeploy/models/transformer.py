@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tdeploy.models.registry import register_model
+from tdeploy.models.registry import register_config_reader, register_model
 from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
 
 # The tutorial's special ids (UNK=0, PAD=1, BOS=2, EOS=3).
@@ -397,6 +397,35 @@ class Seq2SeqTransformer(nn.Module):
             state_dict = dict(state_dict)
             state_dict[key] = table[: self.cfg.max_len]
         return state_dict
+
+
+def config_from_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict:
+    """The configuration a tutorial ``Seq2SeqTransformer`` state dict determines: both vocabularies,
+    d_model, the FFN width, the encoder and decoder layer counts, and the position table's length when
+    it is shorter than a variant's. Not the heads (``in_proj_weight`` packs them: (3D, D) for any head
+    count) nor the norm order (same keys): those stay the variant's or come from ``--set``."""
+    def rows(key: str) -> int | None:
+        t = state_dict.get(key)
+        return int(t.shape[0]) if t is not None and t.dim() >= 1 else None
+
+    def layers(stack: str) -> int:
+        prefix = f"transformer.{stack}.layers."
+        found = {int(k[len(prefix):].split(".", 1)[0]) for k in state_dict if k.startswith(prefix)}
+        return max(found) + 1 if found else 0
+
+    src, tgt = rows("src_tok_emb.embedding.weight"), rows("tgt_tok_emb.embedding.weight")
+    emb = state_dict.get("src_tok_emb.embedding.weight")
+    ffn = rows("transformer.encoder.layers.0.linear1.weight") or rows("transformer.decoder.layers.0.linear1.weight")
+    out = {"src_vocab_size": src, "tgt_vocab_size": tgt or src, "d_model": int(emb.shape[1]) if emb is not None else None,
+           "num_encoder_layers": layers("encoder") or None, "num_decoder_layers": layers("decoder") or None,
+           "dim_feedforward": ffn}
+    table = rows("positional_encoding.pos_embedding")
+    if table is not None and table < TransformerConfig.max_len:
+        out["max_len"] = table  # longer tables are cut by checkpoint_filter
+    return {k: v for k, v in out.items() if v is not None}
+
+
+register_config_reader("transformer", config_from_checkpoint)
 
 
 class EncoderGraph(nn.Module):

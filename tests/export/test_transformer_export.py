@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -151,3 +153,23 @@ def test_validate_reports_exact_match_and_logit_error(trained):
     case = report.cases[0]
     assert case.metrics["token_exact_match"] == 1.0 and case.metrics["max_logit_error"] < 1e-3
     assert [o.output for o in case.outputs] == ["memory", "cross_kv", "logits"]
+
+
+def test_export_a_tutorial_checkpoint_of_another_vocabulary(tmp_path):
+    """`deploy export transformer --checkpoint FILE` for a file of another vocabulary and size: it says
+    what it read, records it, and validate rebuilds the same model from the sidecar."""
+    from tests.helpers import run_cli
+    from tests.models.test_transformer import TutorialSeq2Seq
+
+    torch.manual_seed(7)
+    path = tmp_path / "tutorial.pth"
+    torch.save(TutorialSeq2Seq(emb=32, nhead=4, layers=1, ff=48, src_vocab=100, tgt_vocab=120).state_dict(), path)
+    code, out, err = run_cli("export", "transformer", "--checkpoint", path, "--out", tmp_path / "a")
+    assert code == 0, err
+    note = next(ln for ln in err.splitlines() if "configured from" in ln)
+    assert "transformer-tiny" in note and "src_vocab_size=100 tgt_vocab_size=120" in note and "dim_feedforward=48" in note
+    sidecar = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert sidecar["variant"] == "transformer-tiny" and sidecar["overrides"]["tgt_vocab_size"] == 120
+    code, out, err = run_cli("validate", tmp_path / "a", "--report", tmp_path / "r")
+    assert code == 0, out + err
+    assert "random weights" not in err

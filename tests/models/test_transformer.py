@@ -112,12 +112,45 @@ def test_alias_with_tutorial_checkpoint_picks_the_variant(tutorial_checkpoint):
     assert model.positional_encoding.pos_embedding.shape == (64, 1, 32)  # the tutorial's 5000 rows, cut
 
 
-def test_checkpoint_of_another_size_is_one_line(tmp_path):
+def test_a_checkpoint_of_any_vocabulary_and_size_loads_as_it_is(tmp_path):
+    """Vocabularies, width, FFN width and layer counts come from the file (it is not the variant's size);
+    the result computes what the tutorial model computes."""
+    torch.manual_seed(5)
+    reference = TutorialSeq2Seq(emb=64, nhead=4, layers=3, ff=96, src_vocab=1000, tgt_vocab=1200).eval()
     path = tmp_path / "other.pth"
-    torch.save(TutorialSeq2Seq(emb=64).state_dict(), path)
-    with pytest.raises(TdeployError, match="does not fit transformer-tiny.*wrong shape") as info:
+    torch.save(reference.state_dict(), path)
+    model = create_model("transformer-tiny", checkpoint=path)
+    assert model.inferred_config == {"src_vocab_size": 1000, "tgt_vocab_size": 1200, "d_model": 64,
+                                     "num_encoder_layers": 3, "num_decoder_layers": 3, "dim_feedforward": 96}
+    src = torch.randint(4, 1000, (2, 7))
+    tgt = torch.randint(4, 1200, (2, 5))
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    with torch.no_grad():
+        want = reference(src.T, tgt.T, torch.zeros(7, 7, dtype=torch.bool), causal, src == PAD, tgt == PAD,
+                         src == PAD).transpose(0, 1)
+        got = model(src, tgt, src == PAD, tgt == PAD)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_the_family_alias_takes_the_closest_variant(tmp_path):
+    """transformer + a 512-wide file of another vocabulary: transformer-base (its heads, 8), resized."""
+    torch.manual_seed(6)
+    path = tmp_path / "wide.pth"
+    torch.save(TutorialSeq2Seq(emb=512, nhead=8, layers=1, ff=2048, src_vocab=300, tgt_vocab=300).state_dict(), path)
+    model = create_model("transformer", checkpoint=path)
+    assert model.variant_name == "transformer-base" and model.cfg.num_heads == 8
+    assert model.inferred_config == {"src_vocab_size": 300, "tgt_vocab_size": 300, "num_encoder_layers": 1,
+                                     "num_decoder_layers": 1}
+
+
+def test_what_the_file_cannot_tell_is_one_line(tmp_path):
+    path = tmp_path / "odd.pth"
+    torch.save(TutorialSeq2Seq(emb=34, nhead=2).state_dict(), path)  # 34 is not divisible by tiny's 4 heads
+    with pytest.raises(TdeployError, match=r"d_model=34 .*not divisible by num_heads 4.*--set num_heads=N") as info:
         create_model("transformer-tiny", checkpoint=path)
     assert "\n" not in str(info.value)
+    model = create_model("transformer-tiny", checkpoint=path, num_heads=2)
+    assert model.cfg.d_model == 34 and "num_heads" not in model.inferred_config
 
 
 def test_shared_and_tied_embeddings():

@@ -42,6 +42,7 @@ def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size,
     overrides = parse_settings(settings)
     built = build_model(model, checkpoint, overrides)
     variant = built.variant_name
+    inferred = getattr(built, "inferred_config", {})  # what the checkpoint told (recorded like --set)
     out = Path(out_dir) if out_dir else Path("artifacts") / variant
     options = ExportOptions(
         opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch, dynamic_size=dynamic_size,
@@ -49,9 +50,15 @@ def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size,
         precision=precision, io_dtype=io_dtype, calib=calib, calib_method=calib_method, calib_samples=calib_samples,
     )
     with status(f"exporting {variant}"):
-        sidecar = do_export(model, out, checkpoint=checkpoint, options=options, model=built, **overrides)
+        sidecar = do_export(model, out, checkpoint=checkpoint, options=options, model=built,
+                            **{**overrides, **inferred})
     for graph in sidecar.graphs.values():
         click.echo(f"wrote {out / graph.file}  (sha256 {graph.sha256[:12]}, custom ops: "
                    f"{', '.join(graph.custom_ops) or 'none'})")
     click.echo(f"wrote {out / 'model.json'}")
+    if inferred:
+        click.echo(f"note: {variant} configured from {checkpoint}: "
+                   + " ".join(f"{k}={v}" for k, v in inferred.items())
+                   + " (what a file cannot tell, e.g. the number of heads, is the variant's: --set it if yours differs)",
+                   err=True)
     warn_random_weights(sidecar)
