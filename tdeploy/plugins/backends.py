@@ -18,6 +18,16 @@ from tdeploy.errors import BackendUnavailable, TdeployError
 
 BACKENDS = ("reference", "triton")
 TRITON_HINT = "pip install 'tdeploy[triton]'"
+# What the ops take: float64 runs on the reference backend only (gradient checks); the kernels take the rest.
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def dtype_problem(dtype: torch.dtype) -> str | None:
+    """None when the Triton kernels take ``dtype``, else why not."""
+    if dtype in TRITON_DTYPES:
+        return None
+    return f"{dtype} runs on the reference backend only (the Triton kernels take float32, float16, bfloat16)"
 
 
 def is_interpreted(kernel) -> bool:

@@ -126,7 +126,7 @@ def drive(trt, plugin, case: dict) -> dict:
     """Shape calculation, format combinations and launch parameters of ``plugin``, inside a TensorRT-RTX
     network's shape inference (the only place an IExprBuilder exists on CPU)."""
     result: dict = {}
-    dtype = {"float32": trt.float32, "float16": trt.float16}[case["dtype"]]
+    dtype = {"float32": trt.float32, "float16": trt.float16, "bfloat16": trt.bfloat16}[case["dtype"]]
 
     class Driver(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt.IPluginV3OneRuntime):
         def __init__(self):
@@ -217,7 +217,8 @@ def drive(trt, plugin, case: dict) -> dict:
     ensure_rtx_plugin_loader()
     creator = DriverCreator()
     trt.get_plugin_registry().register_creator(creator, "tdeploy_probe")
-    elem = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16}[case["dtype"]]
+    elem = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16,
+            "bfloat16": onnx.TensorProto.BFLOAT16}[case["dtype"]]
     names = [f"in{i}" for i in range(len(case["inputs"]))]
     graph = onnx.helper.make_graph(
         [onnx.helper.make_node("QdpDriver", names, ["out"], domain="tdeploy_probe", plugin_namespace="tdeploy_probe")],

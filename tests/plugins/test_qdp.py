@@ -59,10 +59,12 @@ CASES = [
     wa_case("swinir-classical, shifted 8x8 (fp16)", "float16", 2 * 36, 64, 6, 30, 36),
     wa_case("swin-b-384 window 12 (fp32)", "float32", 2 * 16, 144, 4, 32, 16),
     wa_case("head_dim 64, window 12 (fp32)", "float32", 2, 144, 2, 64, 0),
+    wa_case("swin-t stage 2, shifted (bf16)", "bfloat16", 2 * 16, 49, 6, 32, 16),
     na_case("nat-mini level 1 (fp16)", "float16", 2, 56, 56, 2, 32, 7, 1),
     na_case("dinat-mini level 1, dilation 8 (fp32)", "float32", 2, 56, 56, 2, 32, 7, 8),
     na_case("dinat level 3, small map (fp16)", "float16", 2, 14, 14, 8, 32, 7, 2),
     na_case("head_dim 64 (fp32)", "float32", 1, 20, 24, 2, 64, 7, 1),
+    na_case("nat-mini level 2 (bf16)", "bfloat16", 2, 28, 28, 4, 32, 7, 1),
 ]
 
 
@@ -148,7 +150,8 @@ def test_tensorrt_runs_the_plugins(version, plugin_dirs, tmp_path):
                          else ["u64", "u64", "u32", "u32", "u64"]), case["id"]
     # The configurations that fit take the launcher's own tiling.
     nat = results["nat-mini level 1 (fp16)"]["launch"]
-    assert [nat["grid_x"], nat["grid_y"], nat["grid_z"]] == expected_launch(CASES[5])["grid"][0]
+    case = next(c for c in CASES if c["id"] == "nat-mini level 1 (fp16)")
+    assert [nat["grid_x"], nat["grid_y"], nat["grid_z"]] == expected_launch(case)["grid"][0]
 
 
 # --- the check fails on each defect put back ---------------------------------------------------------------

@@ -10,12 +10,14 @@ import subprocess
 import numpy as np
 import onnx
 import onnx.inliner
+import onnxruntime as ort
 import pytest
 import torch
 
 import tdeploy.plugins
 from tdeploy.plugins.onnx_functions import finalize_plugin_nodes
-from tdeploy.plugins.window_attention import window_attention
+from tdeploy.plugins.window_attention import window_attention, window_attention_reference
+from tests.plugins.devices import ort_run
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
@@ -49,9 +51,11 @@ def _export(model, x):
     return finalize_plugin_nodes(program.model_proto)
 
 
-def _ort(model_proto, x):
-    import onnxruntime as ort
+# fp32: ORT vs PyTorch (reference backend) differ by float rounding only; measured max 1.5e-7 (|out| < 1.2).
+ATOL_FP32 = 8e-7
 
+
+def _ort(model_proto, x):
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
 
@@ -89,7 +93,7 @@ def test_ort_runs_file_as_is_at_another_batch(exported):
     x = torch.randn(12, 16, 32)  # exported with 8 windows
     with torch.no_grad():
         expected = model(x).numpy()
-    np.testing.assert_allclose(_ort(proto, x), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_ort(proto, x), expected, rtol=0, atol=ATOL_FP32)
 
 
 def test_inlined_no_plugins_model(exported):
@@ -101,7 +105,7 @@ def test_inlined_no_plugins_model(exported):
     x = torch.randn(4, 16, 32)
     with torch.no_grad():
         expected = model(x).numpy()
-    np.testing.assert_allclose(_ort(plain, x), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_ort(plain, x), expected, rtol=0, atol=ATOL_FP32)
 
 
 def test_finalize_is_idempotent_and_stamps_missing_attributes(exported):
@@ -118,6 +122,38 @@ def test_finalize_is_idempotent_and_stamps_missing_attributes(exported):
     assert {a.name for a in node.attribute} >= {"plugin_namespace", "plugin_version"}
 
 
+# The function at the configurations models use, each exported once and run by ORT at a window count
+# other than the export one, as exported and inlined (--no-plugins), against the PyTorch reference.
+FUNCTION_CONFIGS = [
+    # name, dim, heads, N, nW (None: no mask, the (1, 1, 1) sentinel), export windows, run windows
+    ("swin_t_N49_h3", 96, 3, 49, 4, 8, 12),
+    ("swinir_N64_h6_d30", 180, 6, 64, 4, 4, 16),
+    ("swin_b_384_N144_h4", 128, 4, 144, 2, 4, 6),
+    ("N144_nomask", 128, 4, 144, None, 4, 3),  # 3 windows: any count once there is no mask
+    ("N49_nomask_h3", 96, 3, 49, None, 8, 5),
+    ("N256_h2_d64", 128, 2, 256, 1, 2, 3),
+    ("N1_h2", 32, 2, 1, 3, 6, 9),  # single-token windows
+]
+
+
+@pytest.mark.parametrize("name, dim, heads, n, n_win, export_windows, run_windows", FUNCTION_CONFIGS,
+                         ids=[c[0] for c in FUNCTION_CONFIGS])
+def test_function_matches_pytorch_at_model_configs(name, dim, heads, n, n_win, export_windows, run_windows):
+    torch.manual_seed(0)
+    model = _Block(n_win is not None, dim=dim, heads=heads, n=n, n_win=n_win or 1).eval()
+    proto = _export(model, torch.randn(export_windows, n, dim))
+    node = next(node for node in proto.graph.node if node.domain == "tdeploy")
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs["num_heads"] == heads and attrs["scale"] == pytest.approx((dim // heads) ** -0.5)
+    shapes = {i.name: tuple(i.dims) for i in proto.graph.initializer}
+    assert [shapes.get(i) for i in node.input[1:]] == [(heads, n, n), (n_win, n, n) if n_win else (1, 1, 1)]
+    x = torch.randn(run_windows, n, dim)  # (B*nW, N, C)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    for form in (proto, onnx.inliner.inline_local_functions(proto)):
+        np.testing.assert_allclose(_ort(form, x), expected, rtol=0, atol=ATOL_FP32)
+
+
 def test_fp16_function_matches_reference():
     """The function body accumulates in fp32 and returns qkv's dtype (fp16 model)."""
     torch.manual_seed(0)
@@ -128,7 +164,36 @@ def test_fp16_function_matches_reference():
     assert got.dtype == np.float16
     with torch.no_grad():
         expected = model(x).float().numpy()
-    np.testing.assert_allclose(got.astype(np.float32), expected, rtol=2e-2, atol=2e-2)
+    # fp16 Linears on both sides, then fp16 outputs: measured 4.9e-4 (one fp16 ulp at |out| ~ 0.64)
+    np.testing.assert_allclose(got.astype(np.float32), expected, rtol=0, atol=2e-3)
+
+
+class _Attention(torch.nn.Module):
+    """window_attention alone, no Linears (ONNX Runtime's CPU MatMul has no bfloat16 kernel)."""
+
+    def __init__(self, heads=3, n=49, n_win=4):
+        super().__init__()
+        self.heads = heads
+        self.register_buffer("bias", torch.randn(heads, n, n))
+        self.register_buffer("mask", torch.where(torch.rand(n_win, n, n) > 0.3, 0.0, -100.0))
+
+    def forward(self, x):  # qkv (B*nW, N, 3*C)
+        return window_attention(x, self.bias, self.mask, num_heads=self.heads)
+
+
+def test_bf16_function_matches_reference():
+    """bfloat16 in, bfloat16 out (the function computes in fp32), at a window count other than the export's."""
+    torch.manual_seed(0)
+    model = _Attention().eval().to(torch.bfloat16)
+    proto = _export(model, torch.randn(8, 49, 3 * 96).to(torch.bfloat16))
+    qkv = torch.randn(12, 49, 3 * 96).to(torch.bfloat16)  # 3 images of nW = 4 windows, 3 heads of 32
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = ort_run(session, {session.get_inputs()[0].name: qkv})
+    expected = window_attention_reference(qkv.double(), model.bias.double(), model.mask.double(), 3, 32**-0.5)
+    assert got.dtype == torch.bfloat16 and got.shape == (12, 49, 96)
+    # relative to max |out|: measured 1.7e-3 (the output's rounding to bf16, half an ulp)
+    err = ((got.double() - expected).abs().max() / expected.abs().max()).item()
+    assert err < 7e-3, err
 
 
 # ---- TensorRT AOT kernel: PTX entry for each target --------------------------------------------

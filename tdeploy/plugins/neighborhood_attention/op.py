@@ -12,11 +12,10 @@ import torch
 
 from tdeploy.errors import TdeployError
 from tdeploy.plugins.autograd import register_reference_autograd
-from tdeploy.plugins.backends import BACKENDS, choose_backend, triton_problem
+from tdeploy.plugins.backends import BACKENDS, DTYPES, choose_backend, dtype_problem, triton_problem
 from tdeploy.plugins.neighborhood_attention.reference import neighborhood_attention_reference
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-MAX_KERNEL_SIZE_TRITON = 31  # tested 3..13; larger k only grows the key tile
+MAX_KERNEL_SIZE_TRITON = 31  # tested 3..13, 19, 31; larger k only grows the key tile
 MAX_HEAD_DIM_TRITON = 256  # tested 16..128; the (BLOCK_M, head_dim) fp32 accumulator lives in registers
 
 
@@ -30,7 +29,8 @@ def _check_args(
         raise TdeployError(f"{name}: qkv must be (B, H, W, 3*C), got {qkv.dim()}-D shape {tuple(qkv.shape)}")
     if qkv.dtype not in DTYPES:
         raise TdeployError(
-            f"{name}: qkv dtype {qkv.dtype} is not supported; use float32, float16 or bfloat16"
+            f"{name}: qkv dtype {qkv.dtype} is not supported; use float32, float16 or bfloat16 (float64: the "
+            "reference backend)"
         )
     if not isinstance(num_heads, int) or num_heads < 1:
         raise TdeployError(f"{name}: num_heads must be a positive int, got {num_heads!r}")
@@ -50,6 +50,8 @@ def _check_args(
             raise TdeployError(
                 f"{name}: rpb must be (num_heads, 2k-1, 2k-1) = ({num_heads}, {nb}, {nb}), got {tuple(rpb.shape)}"
             )
+        if not rpb.is_floating_point():
+            raise TdeployError(f"{name}: rpb must be a floating-point tensor, got {rpb.dtype}")
         if rpb.device != qkv.device:
             raise TdeployError(
                 f"{name}: rpb is on {rpb.device} but qkv on {qkv.device}; move both to one device"
@@ -73,7 +75,7 @@ def backend_problem(backend: str, qkv: torch.Tensor, kernel_size: int, head_dim:
         return f"kernel_size {kernel_size} > {MAX_KERNEL_SIZE_TRITON} is not supported by the Triton kernel"
     if head_dim > MAX_HEAD_DIM_TRITON:
         return f"head_dim {head_dim} > {MAX_HEAD_DIM_TRITON} is not supported by the Triton kernel"
-    return triton_problem(_kernel, qkv.device)
+    return dtype_problem(qkv.dtype) or triton_problem(_kernel, qkv.device)
 
 
 # ---- the torch custom op: what torch.export records and torch.onnx translates

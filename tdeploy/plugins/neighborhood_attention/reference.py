@@ -57,7 +57,7 @@ def neighborhood_attention_reference(
     dilation: int = 1,
     scale: float | None = None,
 ) -> torch.Tensor:
-    """Unfused neighborhood attention, computed in fp32.
+    """Unfused neighborhood attention, computed in fp32 (in float64 for float64 inputs: gradcheck).
 
     qkv: (B, H, W, 3*C), packed as NAT's qkv Linear produces it: (B, H, W, 3, heads, head_dim).
     rpb: (heads, 2k-1, 2k-1) or None.
@@ -69,7 +69,8 @@ def neighborhood_attention_reference(
     scale = hd**-0.5 if scale is None else scale
     Hp, Wp = padded_length(H, k, d), padded_length(W, k, d)
 
-    x = qkv.float()
+    acc = torch.promote_types(qkv.dtype, torch.float32)
+    x = qkv.to(acc)
     if (Hp, Wp) != (H, W):  # small map: zero qkv rows/columns at the bottom/right
         x = torch.nn.functional.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
     x = x.reshape(B, Hp, Wp, 3, num_heads, hd).permute(3, 0, 4, 1, 2, 5)  # (3, B, heads, Hp, Wp, hd)
@@ -87,7 +88,7 @@ def neighborhood_attention_reference(
     kn, vn = gather(key), gather(val)
     attn = torch.einsum("bnhwd,bnhwkd->bnhwk", q, kn) * scale  # (B, heads, H, W, k*k)
     if rpb is not None:
-        bias = rpb.float()[:, bias_h[:, :, None, None], bias_w[None, None, :, :]]  # (heads, H, k, W, k)
+        bias = rpb.to(acc)[:, bias_h[:, :, None, None], bias_w[None, None, :, :]]  # (heads, H, k, W, k)
         attn = attn + bias.permute(0, 1, 3, 2, 4).reshape(num_heads, H, W, k * k)
     attn = attn.softmax(dim=-1)
     out = torch.einsum("bnhwk,bnhwkd->bnhwd", attn, vn)  # (B, heads, H, W, hd)

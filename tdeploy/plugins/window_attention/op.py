@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from tdeploy.plugins.autograd import register_reference_autograd
-from tdeploy.plugins.backends import BACKENDS, choose_backend, triton_problem
+from tdeploy.plugins.backends import BACKENDS, choose_backend, dtype_problem, triton_problem
 from tdeploy.plugins.window_attention.reference import check_shapes, window_attention_reference
 
 
@@ -26,7 +26,7 @@ def backend_problem(backend: str, qkv: torch.Tensor) -> str | None:
     if backend == "reference":
         return None
     if backend == "triton":
-        return triton_problem(_kernel, qkv.device)
+        return dtype_problem(qkv.dtype) or triton_problem(_kernel, qkv.device)
     return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
 
 

@@ -11,12 +11,24 @@ from __future__ import annotations
 import torch
 
 from tdeploy.errors import TdeployError
+from tdeploy.plugins.backends import DTYPES
 
 
 def check_shapes(qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None, num_heads: int) -> None:
     """Raise a one-line :class:`TdeployError` when the inputs do not describe a window attention."""
     if qkv.dim() != 3:
         raise TdeployError(f"window_attention: qkv must be (B*nW, N, 3*C), got shape {tuple(qkv.shape)}")
+    if qkv.dtype not in DTYPES:
+        raise TdeployError(f"window_attention: qkv dtype {qkv.dtype} is not supported; use float32, float16 or "
+                           "bfloat16 (float64: the reference backend)")
+    for name, t in (("bias", bias), ("mask", mask)):
+        if t is None:
+            continue
+        if not t.is_floating_point():
+            raise TdeployError(f"window_attention: {name} must be a floating-point tensor, got {t.dtype}")
+        if t.device != qkv.device:
+            raise TdeployError(f"window_attention: {name} is on {t.device} but qkv on {qkv.device}; move both "
+                               "to one device")
     windows, n, three_c = qkv.shape
     if num_heads < 1 or three_c % (3 * num_heads) != 0:
         raise TdeployError(

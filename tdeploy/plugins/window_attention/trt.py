@@ -17,7 +17,6 @@ from tdeploy.plugins.qdp import FLOAT32_ATTR, INT32_ATTR, fit_shared_memory, imp
 from tdeploy.plugins.triton_aot import compile_configs
 
 PLUGIN_ID = "tdeploy::WindowAttention"
-_DTYPES = {"fp32": "float32", "fp16": "float16"}  # what the plugin takes (autotune below)
 _registered = False
 
 
@@ -116,8 +115,8 @@ def register() -> None:
     @trtp.autotune(PLUGIN_ID)
     def _autotune(qkv: trtp.TensorDesc, bias: trtp.TensorDesc, mask: trtp.TensorDesc,
                   outputs: tuple[trtp.TensorDesc]) -> list[trtp.AutoTuneCombination]:
-        # qkv, bias, mask and out share one dtype: all fp32 or all fp16, linear layout.
-        return [trtp.AutoTuneCombination("FP32|FP16, FP32|FP16, FP32|FP16, FP32|FP16", "LINEAR")]
+        # qkv, bias, mask and out share one dtype (fp32, fp16 or bf16), linear layout.
+        return [trtp.AutoTuneCombination("FP32|FP16|BF16, FP32|FP16|BF16, FP32|FP16|BF16, FP32|FP16|BF16", "LINEAR")]
 
     @trtp.aot_impl(PLUGIN_ID)
     def _aot(
@@ -131,7 +130,7 @@ def register() -> None:
         # The (1, 1, 1) sentinel means "no mask": compile without mask loads (pointer and n_win unused).
         # (With N = 1 the softmax is over one key: any mask is a no-op, so the test is exact.)
         has_mask = _constant(mask.shape_expr[1], "mask dim 1") != 1
-        dtype = {trt.float32: "fp32", trt.float16: "fp16"}[qkv.dtype]
+        dtype = {trt.float32: "fp32", trt.float16: "fp16", trt.bfloat16: "bf16"}[qkv.dtype]
         cc, ptx_version = target(PLUGIN_ID)
         kernel, cfg = compile_kernel(dtype, n, heads, head_dim, logit_scale, has_mask, cc, ptx_version)
 
