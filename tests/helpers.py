@@ -35,3 +35,15 @@ def _main_as_command(ctx):
 
 
 __all__ = ["cli", "run_cli", "run_cli_subprocess"]
+
+
+def perturb_parameters(model, scale: float):
+    """Add seeded noise of ``scale`` to every parameter of ``model`` (in place; returns it), so that a
+    comparison at the init's identities (zero biases, unit norms, ~0 tokens) cannot hide a bias, affine
+    or norm-order bug."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model

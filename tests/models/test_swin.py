@@ -9,6 +9,7 @@ import torch
 
 from tdeploy.errors import TdeployError
 from tdeploy.models import create_model, get_entry, list_models
+from tests.helpers import perturb_parameters
 
 timm = pytest.importorskip("timm")
 from timm.models.swin_transformer import SwinTransformer as TimmSwin  # noqa: E402
@@ -27,10 +28,7 @@ def _timm_small(seed: int = 0) -> TimmSwin:
     torch.manual_seed(seed)
     model = TimmSwin(img_size=224, embed_dim=96, depths=SMALL["depths"], num_heads=(3, 6, 12, 24), window_size=7,
                      dynamic_img_size=True, strict_img_size=False).eval()
-    with torch.no_grad():  # perturb everything so norms, biases and the bias tables all matter
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model
+    return perturb_parameters(model, 0.05)  # so that norms, biases and bias tables all matter
 
 
 def test_family_alias_and_variants():

@@ -9,6 +9,7 @@ import torch
 
 from tdeploy.errors import TdeployError
 from tdeploy.models import create_model, get_entry, list_models, matching_variants
+from tests.helpers import perturb_parameters
 
 pytest.importorskip("spandrel")
 from spandrel.architectures.SwinIR import SwinIR as OfficialSwinIR  # noqa: E402
@@ -26,10 +27,7 @@ def official_kwargs(name: str, **overrides) -> dict:
 def official_model(name: str, seed: int = 0, **overrides) -> OfficialSwinIR:
     torch.manual_seed(seed)
     model = OfficialSwinIR(**official_kwargs(name, **overrides)).eval()
-    with torch.no_grad():  # perturb everything so norms, biases and bias tables all matter
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model
+    return perturb_parameters(model, 0.02)  # so that norms, biases and bias tables all matter
 
 
 def official_state_dict_shapes(name: str) -> dict[str, torch.Tensor]:

@@ -8,15 +8,18 @@ import torch
 timm = pytest.importorskip("timm")
 
 from tdeploy.models import create_model  # noqa: E402
+from tests.helpers import perturb_parameters  # noqa: E402
 
-PAIRS = [("vit-ti16", "vit_tiny_patch16_224"), ("vit-s16", "vit_small_patch16_224")]
+PAIRS = [("vit-ti16", "vit_tiny_patch16_224"), ("vit-s16", "vit_small_patch16_224"),
+         pytest.param(("vit-b16", "vit_base_patch16_224"), marks=pytest.mark.slow, id="vit-b16")]
 
 
-@pytest.fixture(scope="module", params=PAIRS, ids=[p[0] for p in PAIRS])
+@pytest.fixture(scope="module", params=PAIRS, ids=["vit-ti16", "vit-s16", "vit-b16"])
 def timm_checkpoint(request, tmp_path_factory):
     ours, theirs = request.param
     torch.manual_seed(1)
-    reference = timm.create_model(theirs, pretrained=False, dynamic_img_size=True).eval()
+    # timm's init has zero biases, unit LayerNorms and a ~1e-6 cls token: perturb every parameter.
+    reference = perturb_parameters(timm.create_model(theirs, pretrained=False, dynamic_img_size=True).eval(), 0.05)
     path = tmp_path_factory.mktemp(ours) / f"{theirs}.pth"
     torch.save(reference.state_dict(), path)
     return ours, reference, path
@@ -34,7 +37,7 @@ def test_logits_equal_timm(timm_checkpoint, size):
 def test_safetensors_checkpoint_loads(tmp_path):
     from safetensors.torch import save_file
 
-    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    reference = perturb_parameters(timm.create_model("vit_tiny_patch16_224", pretrained=False).eval(), 0.05)
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
     model = create_model("vit-ti16", checkpoint=path)
@@ -44,7 +47,7 @@ def test_safetensors_checkpoint_loads(tmp_path):
 
 
 def test_nested_and_ddp_checkpoint_layouts(tmp_path):
-    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    reference = perturb_parameters(timm.create_model("vit_tiny_patch16_224", pretrained=False).eval(), 0.05)
     wrapped = {"model": {f"module.{k}": v for k, v in reference.state_dict().items()}, "epoch": 3}
     path = tmp_path / "train_ckpt.pth"
     torch.save(wrapped, path)
