@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tdeploy.artifact.hashing import sha256_file
-from tdeploy.artifact.onnx_file import load_onnx
+from tdeploy.artifact.onnx_file import external_data_path, load_onnx
 from tdeploy.artifact.sidecar import SIDECAR_NAME, Sidecar
 from tdeploy.errors import TdeployError
 
@@ -52,9 +52,15 @@ def open_artifact(path: str | Path, *, check_onnx: bool = True) -> Artifact:
     if check_onnx:
         for info in sidecar.graphs.values():
             load_onnx(root / info.file, load_weights=False)
-            if info.sha256 and (found := sha256_file(root / info.file)) != info.sha256:
-                raise TdeployError(
-                    f"{root / info.file} is not the graph {SIDECAR_NAME} describes (sha256 {found[:12]}, "
-                    f"recorded {info.sha256[:12]}): the folder mixes two exports or the file was edited; "
-                    "re-export it with `deploy export`")
+            files = [(root / info.file, info.sha256)]
+            if info.data_sha256:
+                files.append((external_data_path(root / info.file), info.data_sha256))
+            for file, recorded in files:
+                if not file.is_file():
+                    raise TdeployError(f"{file} is missing (its graph's weights); re-export with `deploy export`")
+                if recorded and (found := sha256_file(file)) != recorded:
+                    raise TdeployError(
+                        f"{file} is not the graph {SIDECAR_NAME} describes (sha256 {found[:12]}, recorded "
+                        f"{recorded[:12]}): the folder mixes two exports or the file was edited; re-export it "
+                        "with `deploy export`")
     return Artifact(root=root, sidecar=sidecar, onnx=onnx_path, engine=engine)

@@ -25,6 +25,7 @@ class GraphInfo:
     sha256: str
     spec: dict[str, Any]  # ExportSpec.to_json()
     custom_ops: list[str] = field(default_factory=list)  # e.g. ["tdeploy::WindowAttention"]
+    data_sha256: str | None = None  # of the external weights ``<file>.data``, for graphs past 2 GiB
 
     def export_spec(self) -> ExportSpec:
         return ExportSpec.from_json(self.spec)

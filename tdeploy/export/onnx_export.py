@@ -25,6 +25,7 @@ from torch.export import Dim
 import tdeploy
 from tdeploy.artifact.atomic import staged_dir
 from tdeploy.artifact.hashing import sha256_file
+from tdeploy.artifact.onnx_file import save_onnx
 from tdeploy.artifact.sidecar import SIDECAR_NAME, GraphInfo, Sidecar
 from tdeploy.errors import TdeployError
 from tdeploy.export.checks import check_against_torch, check_model
@@ -53,6 +54,7 @@ class ExportOptions:
     calib: str | Path | None = None  # int8: a folder of images, or a file of token-id lines
     calib_method: str = "entropy"  # int8: entropy | percentile | max
     calib_samples: int = 64  # int8: calibration samples (images / token lines) used at most
+    verbose: bool = False  # let torch.onnx / torch.export / onnxscript print what they print (deploy -v)
 
 
 def example_inputs(spec: ExportSpec, size: tuple[int, int] | None = None, seed: int = 0, batch: int | None = None):
@@ -65,14 +67,18 @@ def example_inputs(spec: ExportSpec, size: tuple[int, int] | None = None, seed: 
             shape[0] = batch
         if size is not None and inp.kind == "image":
             shape[-2:] = size
-        tensors.append(random_input(inp, shape, gen))
+        tensors.append(random_input(inp, shape, gen, spec.mean, spec.std))
     return tensors
 
 
-def random_input(inp: InputSpec, shape, gen: torch.Generator) -> torch.Tensor:
-    if inp.kind == "image":  # pixels in [0, 1] through the normalisation the spec declares
+def random_input(inp: InputSpec, shape, gen: torch.Generator, mean: tuple[float, ...] = (),
+                 std: tuple[float, ...] = ()) -> torch.Tensor:
+    if inp.kind == "image":  # (B, C, H, W) pixels in [0, 1], then the preprocessing the spec declares
         x = torch.rand(*shape, generator=gen)
-        return (x - 0.45) / 0.25 if inp.low < 0 else x
+        if mean and std:
+            channels = (1, len(mean), 1, 1)
+            return (x - torch.tensor(mean).view(channels)) / torch.tensor(std).view(channels)
+        return x if inp.low >= 0 else inp.low + x * (inp.high - inp.low)  # none declared: the input's range
     if inp.kind == "tokens":
         high = int(inp.high)
         return torch.randint(int(max(inp.low, 0)), high, tuple(shape), generator=gen, dtype=torch.int64)
@@ -110,8 +116,12 @@ def dynamic_shapes_for(spec: ExportSpec, forward_args: list[str], options: Expor
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """The dynamo exporter prints progress and warnings to stdout; keep the CLI's output ours."""
+def _quiet_exporter(verbose: bool = False) -> Iterator[None]:
+    """The dynamo exporter prints progress and warnings to stdout; keep the CLI's output ours (unless
+    ``verbose``: then every exporter message shows, for finding out why an export fails)."""
+    if verbose:
+        yield
+        return
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -140,7 +150,7 @@ def export_graph(module: nn.Module, spec: ExportSpec, path: Path, options: Expor
     if all(v is None for v in dynamic.values()):
         dynamic = None
     try:
-        with torch.no_grad(), _quiet_exporter():
+        with torch.no_grad(), _quiet_exporter(options.verbose):
             program = torch.onnx.export(
                 module,
                 args,
@@ -172,13 +182,14 @@ def export_graph(module: nn.Module, spec: ExportSpec, path: Path, options: Expor
         model, report = apply_precision(model, options, calib_feeds, desc=f"calibrating {path.stem}")
         if precision_report is not None:
             precision_report.update(report)
-    onnx.save(model, str(path))
+    data = save_onnx(model, path)  # past 2 GiB the weights go to <graph>.onnx.data
     if options.check:
         check_model(path)
         check_against_torch(module, spec, path, args, options.precision)
     custom = sorted({f"{n.domain}::{n.op_type}" for n in onnx.load(str(path), load_external_data=False).graph.node
                      if n.domain == DOMAIN})
-    return GraphInfo(file=path.name, sha256=sha256_file(path), spec=spec.to_json(), custom_ops=custom)
+    return GraphInfo(file=path.name, sha256=sha256_file(path), spec=spec.to_json(), custom_ops=custom,
+                     data_sha256=sha256_file(data) if data else None)
 
 
 def export_graphs(model: nn.Module) -> dict[str, tuple[nn.Module, ExportSpec]]:

@@ -15,12 +15,14 @@ __all__ = ["CLASSIFIER_THRESHOLDS", "CLASSIFIER_TOLERANCES", "IMAGENET_MEAN", "I
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Classifier logits against FP32 PyTorch: FP16 graphs keep norms/softmax in FP32 (errors ~1e-4 measured
-# on ViT), INT8 Q/DQ moves logits by up to ~1e-2 on random weights; the top-1 agreement thresholds are
-# what a user can expect on real images (docs/accuracy.md).
+# Classifier logits in ONNX Runtime against FP32 PyTorch, measured on each family's smallest variant at
+# three sizes (random weights, |logits| < 1): FP32 max 9e-7, FP16 (norms/softmax kept in FP32) max 5.2e-4.
+# Trained checkpoints have logits ~10-20x larger, and the errors grow with them: the tolerances are ~5x
+# the measurement at that scale. INT8 Q/DQ moves logits by up to ~1e-2 on random weights. The top-1
+# agreement thresholds are what a user can expect on real images (docs/accuracy.md).
 CLASSIFIER_TOLERANCES = {
-    "fp32": {"": Tolerance(atol=1e-3, rtol=1e-3)},
-    "fp16": {"": Tolerance(atol=5e-2, rtol=5e-2)},
+    "fp32": {"": Tolerance(atol=1e-4, rtol=1e-4)},
+    "fp16": {"": Tolerance(atol=1e-2, rtol=1e-2)},
     "int8": {"": Tolerance(atol=5e-1, rtol=2e-1)},
 }
 CLASSIFIER_THRESHOLDS = {"fp32": 1.0, "fp16": 0.99, "int8": 0.9}

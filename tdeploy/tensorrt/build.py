@@ -259,7 +259,8 @@ def trtexec_command(runtime: Runtime, onnx_path: Path, profile: Profile, engine:
 
 def inline_plugin_functions(onnx_path: Path) -> bytes:
     """The graph with its model-local functions inlined by onnx (every call's nodes named apart)."""
-    model = onnx.load(str(onnx_path))
+    # External weights stay where they are: the parser resolves them beside onnx_path.
+    model = onnx.load(str(onnx_path), load_external_data=False)
     inlined = onnx.inliner.inline_local_functions(model)
     del inlined.functions[:]
     return inlined.SerializeToString()
@@ -273,7 +274,7 @@ def kernel_graph_path(engine: Path) -> Path:
 def attach_plugin_kernels(onnx_path: Path, targets: Targets, out: Path) -> bytes:
     """The graph with every tdeploy node carrying its kernels for ``targets`` (also written to ``out``)."""
     archs = sorted({int(c.replace(".", "")) for c in targets.capabilities}) if targets.capabilities else [80]
-    model, count = attach_kernels(onnx.load(str(onnx_path)), archs)
+    model, count = attach_kernels(onnx.load(str(onnx_path), load_external_data=False), archs)
     write_kernel_graph(model, out)
     _note(f"{onnx_path.name}: compiled the kernels of {count} attention nodes for sm {', '.join(map(str, archs))}")
     return model.SerializeToString()

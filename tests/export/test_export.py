@@ -94,3 +94,35 @@ def test_failure_mid_export_leaves_nothing_half_written(tmp_path, monkeypatch):
         export("vit-ti16", out, **SMALL_VIT)
     assert not out.exists()
     assert not list(tmp_path.glob(".half.staging-*"))
+
+
+def test_a_graph_past_the_protobuf_limit_keeps_its_weights_beside_it(tmp_path, monkeypatch):
+    """Past 2 GiB (lowered here to 1 MB) the weights go to model.onnx.data: the export checks pass on it,
+    ONNX Runtime runs it at another size, the sidecar hashes both files, a changed data file is refused,
+    and TensorRT-RTX builds from it."""
+    import importlib.util
+
+    import tdeploy.artifact.onnx_file as onnx_file
+    from tdeploy.artifact.folder import open_artifact
+    from tdeploy.deploy.evaluate.validate import validate
+
+    monkeypatch.setattr(onnx_file, "EXTERNAL_DATA_BYTES", 1 << 20)
+    out = tmp_path / "big"
+    sidecar = export("vit-ti16", out, **SMALL_VIT)
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx", "model.onnx.data"]
+    assert (out / "model.onnx").stat().st_size < (1 << 20) < (out / "model.onnx.data").stat().st_size
+    assert sidecar.main.data_sha256 == sha256_file(out / "model.onnx.data")
+    report = validate(open_artifact(out), backends=["ort"], sizes=[(48, 80)])
+    assert report.passed, report.summary()
+
+    if importlib.util.find_spec("tensorrt_rtx") is not None:
+        from tests.helpers import run_cli
+
+        code, _, err = run_cli("build-engine", out, "--runtime", "tensorrt-rtx", "--compute-capability", "8.9")
+        assert code == 0, err
+
+    data = bytearray((out / "model.onnx.data").read_bytes())
+    data[100] ^= 0xFF
+    (out / "model.onnx.data").write_bytes(bytes(data))
+    with pytest.raises(TdeployError, match=r"model.onnx.data is not the graph model.json describes"):
+        open_artifact(out)

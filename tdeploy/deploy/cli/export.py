@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tdeploy.deploy.cli.options import parse_settings, parse_size, status
+from tdeploy.deploy.cli.options import parse_settings, parse_size, status, verbose
 
 
 @click.command("export")
@@ -48,6 +48,7 @@ def export(model, checkpoint, out_dir, opset, dynamic_batch, dynamic_size, size,
         opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch, dynamic_size=dynamic_size,
         plugins=not no_plugins, check=not no_check, size=parse_size(size) if size else None,
         precision=precision, io_dtype=io_dtype, calib=calib, calib_method=calib_method, calib_samples=calib_samples,
+        verbose=verbose(),
     )
     with status(f"exporting {variant}"):
         sidecar = do_export(model, out, checkpoint=checkpoint, options=options, model=built,

@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from tdeploy.artifact.onnx_file import save_onnx
 from tdeploy.errors import TdeployError
 
 QUANTIZABLE = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -140,7 +141,7 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], se
     }
     with tempfile.TemporaryDirectory(prefix="tdeploy-int8-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, str(src))
+        large = save_onnx(model, src) is not None  # past 2 GiB: weights beside it, in and out
         logger = logging.getLogger()
         level = logger.level
         logger.setLevel(logging.ERROR)  # the quantizer logs a warning per tensor it skips
@@ -150,7 +151,7 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], se
                     str(src), str(dst), Reader(feeds, desc, progress), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=list(QUANTIZABLE), nodes_to_quantize=chosen, per_channel=True,
                     reduce_range=False, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=method, extra_options=extra,
+                    calibrate_method=method, extra_options=extra, use_external_data_format=large,
                 )
         except TdeployError:
             raise

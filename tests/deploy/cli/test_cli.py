@@ -242,3 +242,15 @@ def test_an_interrupt_says_what_it_left(artifact, monkeypatch, command, says):
     code, _, err = run_cli(*[str(artifact) if a == "ARTIFACT" else a for a in command])
     assert code == 130 and err.startswith("interrupted: ")
     assert says in err and err.count("\n") == 1
+
+
+def test_verbose_shows_the_exporters_own_output(tmp_path, capfd):
+    """deploy -v export lets torch.onnx print its steps (the cause of an export failure shows there);
+    without -v the output is tdeploy's alone."""
+    args = ["export", "vit-ti16", "--set", "depth=1", "--static-size", "--size", "32x32"]
+    code, out, err = run_cli(*args, "--out", tmp_path / "quiet")
+    assert code == 0, err
+    assert "[torch.onnx]" not in out + err + capfd.readouterr().out
+    code, out, err = run_cli("-v", *args, "--out", tmp_path / "loud")
+    assert code == 0, err
+    assert "[torch.onnx] Obtain model graph" in out + err + capfd.readouterr().out
