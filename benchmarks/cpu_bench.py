@@ -15,22 +15,15 @@ import sys
 from pathlib import Path
 
 import benchmarks
+from benchmarks.report_sections import write_section
 from tdeploy.deploy.evaluate.bench import machine_description
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- cpu-bench:begin -->", "<!-- cpu-bench:end -->"
 
 
 def bench_modules(only: list[str] | None) -> list[str]:
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     return [n for n in names if not only or n.removeprefix("bench_") in only]
-
-
-def replace_section(doc: str, body: str) -> str:
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        return head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    return doc.rstrip() + "\n\n" + BEGIN + "\n" + body + "\n" + END + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             + "\n".join(sections))
     print(body)
     if not args.no_write and not args.only:
-        DOC.parent.mkdir(exist_ok=True)
-        doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        DOC.write_text(replace_section(doc, body))
+        write_section(DOC, "cpu-bench", body, title="Benchmarks")
         print(f"updated {DOC}", file=sys.stderr)
 
 

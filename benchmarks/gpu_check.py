@@ -18,8 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks.report_sections import write_section
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
 OPS = {
     "window attention": "benchmarks.gpu_window_attention",
     "neighborhood attention": "benchmarks.gpu_neighborhood_attention",
@@ -56,14 +57,7 @@ def main() -> int:
     body = (f"## GPU: {card} ({stamp})\n\ntorch {torch.__version__}, Triton {triton.__version__}, CUDA "
             f"{torch.version.cuda}. Times are CUDA-event medians; GB/s counts the bytes each kernel must move.\n\n"
             + "\n".join(sections))
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip() + "\n\n" + BEGIN + "\n" + body + "\n" + END + "\n"
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(doc)
+    write_section(DOC, "gpu-check", body, title="Benchmarks")
     print(f"updated {DOC}", file=sys.stderr)
     if failed:
         print(f"gpu-check: FAILED for {', '.join(failed)}", file=sys.stderr)

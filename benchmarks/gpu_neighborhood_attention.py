@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import statistics
 
 import torch
 
+from benchmarks.cuda_timing import cuda_median_ms
 from tdeploy.plugins.neighborhood_attention import neighborhood_attention
 
 # (name, B, H, W, heads, head_dim, kernel_size, dilation)
@@ -35,21 +35,6 @@ CHECKS = [  # (B, H, W, heads, head_dim, k, d): borders, dilation, non power-of-
 ]
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 6e-2}
 
-
-def _time_ms(fn, iters: int = 10, warmup: int = 3) -> float:
-    """Median latency in ms, CUDA events around each call."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def _natten_flex(natten_reason: str | None):
@@ -112,9 +97,9 @@ def _time_shape(name, B, H, W, heads, hd, k, d, natten_call, natten_reason) -> t
     rpb = torch.randn(heads, 2 * k - 1, 2 * k - 1, device="cuda", dtype=torch.float16)
     kw = dict(num_heads=heads, kernel_size=k, dilation=d)
     row = {"kind": "timing", "op": "neighborhood_attention", "shape": name, "dtype": "float16"}
-    row["triton_ms"] = _time_ms(lambda: neighborhood_attention(qkv, rpb, backend="triton", **kw))
-    row["triton_no_rpb_ms"] = _time_ms(lambda: neighborhood_attention(qkv, None, backend="triton", **kw))
-    row["reference_ms"] = _time_ms(
+    row["triton_ms"] = cuda_median_ms(lambda: neighborhood_attention(qkv, rpb, backend="triton", **kw))
+    row["triton_no_rpb_ms"] = cuda_median_ms(lambda: neighborhood_attention(qkv, None, backend="triton", **kw))
+    row["reference_ms"] = cuda_median_ms(
         lambda: neighborhood_attention(qkv, rpb, backend="reference", **kw), iters=3
     )
     row["speedup_vs_reference"] = row["reference_ms"] / row["triton_ms"]
@@ -123,7 +108,7 @@ def _time_shape(name, B, H, W, heads, hd, k, d, natten_call, natten_reason) -> t
             ref = neighborhood_attention(qkv, None, backend="triton", **kw)
             out = natten_call(qkv, heads, k, d).reshape(ref.shape)
             row["natten_flex_max_abs_err"] = (out.float() - ref.float()).abs().max().item()
-            row["natten_flex_ms"] = _time_ms(lambda: natten_call(qkv, heads, k, d))
+            row["natten_flex_ms"] = cuda_median_ms(lambda: natten_call(qkv, heads, k, d))
             row["speedup_vs_natten_flex"] = row["natten_flex_ms"] / row["triton_no_rpb_ms"]
         except Exception as exc:  # natten's flex path depends on torch.compile on this machine
             natten_reason = f"natten flex failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.cuda_timing import cuda_median_ms
 from tdeploy.plugins.cpp_kernels import serialize
 
 BUILD = Path(__file__).resolve().parents[1] / "build" / "cpp"
@@ -38,19 +39,6 @@ def _cc() -> int:
     major, minor = torch.cuda.get_device_capability()
     return major * 10 + minor
 
-
-def _time_ms(fn, iters: int = 50) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return float(np.median(times))
 
 
 def _inputs(op: str, cfg: dict, dtype: torch.dtype):
@@ -116,7 +104,7 @@ def run(report: list[dict]) -> None:
             median = next(float(ln.split()[1]) for ln in proc.stdout.splitlines() if ln.startswith("median"))
             err = ((got - ref.cpu()).abs().max() / ref.abs().max().clamp_min(1)).item()
             report.append({"case": label, "op": op, "dtype": str(dtype).replace("torch.", ""), "max_err": err,
-                           "ok": err <= TOL[dtype], "plugin_ms": median, "triton_ms": _time_ms(launcher),
+                           "ok": err <= TOL[dtype], "plugin_ms": median, "triton_ms": cuda_median_ms(launcher),
                            "kernel_shared_bytes": records[0].fields["shared"]})
 
 

@@ -16,6 +16,8 @@ from functools import partial
 
 import torch
 
+from benchmarks.cuda_timing import cuda_median_ms
+
 # (name, images B, windows per image nW, tokens N, heads, head_dim)
 SHAPES = [
     ("swin_t_stage1", 64, 64, 49, 3, 32),
@@ -41,17 +43,6 @@ def bytes_moved(windows: int, n: int, heads: int, head_dim: int, n_win: int, elt
     c = heads * head_dim
     return elt * (windows * n * 3 * c + windows * n * c + heads * n * n + n_win * n * n)
 
-
-def _time_ms(fn, iters: int = 20) -> float:
-    fn()  # warm-up (and compile)
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def _sdpa(qkv, bias, mask, heads):
@@ -83,9 +74,9 @@ def run(report: list[dict]) -> None:
             out = window_attention_triton(qkv, bias, mask, heads, scale)
             ref = window_attention_reference(qkv.float(), bias.float(), mask.float(), heads, scale)
             err = ((out.float() - ref).abs().max() / ref.abs().max().clamp_min(1)).item()
-            t_triton = _time_ms(partial(window_attention_triton, qkv, bias, mask, heads, scale))
-            t_ref = _time_ms(partial(window_attention_reference, qkv, bias, mask, heads, scale))
-            t_sdpa = _time_ms(partial(_sdpa, qkv, bias, mask, heads))
+            t_triton = cuda_median_ms(partial(window_attention_triton, qkv, bias, mask, heads, scale))
+            t_ref = cuda_median_ms(partial(window_attention_reference, qkv, bias, mask, heads, scale))
+            t_sdpa = cuda_median_ms(partial(_sdpa, qkv, bias, mask, heads))
             moved = bytes_moved(windows, n, heads, d, n_win, qkv.element_size())
             gbps = moved / (t_triton * 1e-3) / 1e9
             report.append({

@@ -23,8 +23,9 @@ import numpy as np
 import onnx
 import torch
 
+from benchmarks.report_sections import write_section
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tensorrt.md"
-BEGIN, END = "<!-- tensorrt-matrix:begin -->", "<!-- tensorrt-matrix:end -->"
 SETTINGS = ("fp32", "no-plugins", "fp16", "int8")
 TARGET = "8.9"
 
@@ -138,13 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown(rows, machine_description(), tensorrt_rtx.__version__, time.perf_counter() - start)
     print(text)
     if not args.no_write:
-        doc = DOC.read_text() if DOC.is_file() else ""
-        if BEGIN in doc and END in doc:
-            head, rest = doc.split(BEGIN, 1)
-            doc = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip() + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
-        DOC.write_text(doc)
+        write_section(DOC, "tensorrt-matrix", text, title="TensorRT")
     sys.exit(0 if all(r["ok"] for r in rows) else 1)
 
 
