@@ -37,6 +37,8 @@ def test_run_whole_image(sr_artifact, photo, tmp_path):
     code, stdout, stderr = run_cli("run", sr_artifact, "--input", photo, "--output", out, "--threads", "2")
     assert code == 0, stderr
     assert "wrote" in stdout and _read(out).shape == (100, 130, 3)
+    # exported without a checkpoint: the image is of random weights, and the user is told so (last)
+    assert stderr.strip().splitlines()[-1].startswith("note: swinir-lightweight-x2 has seeded random weights")
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left nothing behind
 
 
