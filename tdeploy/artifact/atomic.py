@@ -117,11 +117,23 @@ def staged_dir(dest: Path, *, on_step: Callable[[str], None] | None = None) -> I
             shutil.rmtree(stage, ignore_errors=True)
 
 
+def temp_file_beside(path: Path, suffix: str = "") -> tuple[int, str]:
+    """``mkstemp`` in ``path``'s folder, with the mode a plain ``open(path, "w")`` would give.
+
+    ``mkstemp`` creates 0600 files: an engine renamed into place from one could not be read by a
+    server running as another user (Triton Inference Server's container, a shared model repository)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    umask = os.umask(0)  # the only portable way to read it
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write one file atomically and durably (temp file in the same folder, fsync, rename, fsync folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

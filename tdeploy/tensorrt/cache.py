@@ -10,11 +10,10 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from tdeploy.artifact.atomic import atomic_write_bytes, atomic_write_text
+from tdeploy.artifact.atomic import atomic_write_bytes, atomic_write_text, temp_file_beside
 from tdeploy.tensorrt.profile import Profile, profile_to_json
 from tdeploy.tensorrt.sidecar import engine_sidecar_path
 
@@ -76,7 +75,7 @@ def cached_engine(cache_dir: str | Path, key: str) -> Path | None:
 def _link_or_copy(src: Path, dest: Path) -> None:
     """Hard-link ``src`` to ``dest`` atomically (same filesystem), else copy it atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    fd, tmp = temp_file_beside(dest)
     os.close(fd)
     os.unlink(tmp)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,17 @@ def test_atomic_write_replaces_whole(tmp_path):
     atomic_write_text(path, "two")
     assert path.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_atomic_write_gives_the_mode_open_would(tmp_path, umask):
+    # An engine a Triton server (another user) must read: mkstemp's 0600 would lock it out.
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "model.engine.json", "{}")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "model.engine.json").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from tdeploy.artifact.atomic import temp_file_beside
 from tdeploy.errors import TdeployError
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -57,7 +57,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if not path.parent.is_dir():
         raise TdeployError(f"output folder does not exist: {path.parent}")
     img = Image.fromarray(to_uint8(image))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
