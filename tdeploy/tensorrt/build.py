@@ -31,7 +31,7 @@ from tdeploy.artifact.hashing import sha256_file
 from tdeploy.errors import BackendUnavailable, TdeployError
 from tdeploy.plugins.registry import DOMAIN, plugins_hash
 from tdeploy.tensorrt.cache import cache_key, cached_engine, install_from_cache, store_in_cache
-from tdeploy.tensorrt.kernels import attach_kernels, write_kernel_graph
+from tdeploy.tensorrt.kernels import attach_kernels, kernel_graph_path, write_kernel_graph
 from tdeploy.tensorrt.logger import make_logger
 from tdeploy.tensorrt.network import DUPLICATE_NODE_WARNING, layer_counts, parse_onnx
 from tdeploy.tensorrt.plugins import PluginChoice, choose_plugins, plugin_library, register_plugins
@@ -205,7 +205,7 @@ def build_engine(artifact: Artifact, out: Path | None = None, options: BuildOpti
         if hit is not None:
             cached = load_engine_sidecar(hit)
             kept = {k: cached[k] for k in ("io", "layers", "warnings", "build_seconds") if k in cached}
-            install_from_cache(hit, path, {**cached, **sidecar, **kept, "from_cache": str(hit)})
+            sidecar = install_from_cache(hit, path, {**cached, **sidecar, **kept, "from_cache": str(hit)})
             _note(f"{graph}: reused {hit} (same cache key)")
         else:
             _note(f"{graph}: building {onnx_path.name} with {runtime.label} for {targets.describe()}, "
@@ -266,16 +266,11 @@ def inline_plugin_functions(onnx_path: Path) -> bytes:
     return inlined.SerializeToString()
 
 
-def kernel_graph_path(engine: Path) -> Path:
-    """``model.engine`` -> ``model.kernels.onnx``: the graph with the C++ plugins' kernels, for trtexec."""
-    return engine.with_name(engine.stem + ".kernels.onnx")
-
-
 def attach_plugin_kernels(onnx_path: Path, targets: Targets, out: Path) -> bytes:
     """The graph with every tdeploy node carrying its kernels for ``targets`` (also written to ``out``)."""
     archs = sorted({int(c.replace(".", "")) for c in targets.capabilities}) if targets.capabilities else [80]
     model, count = attach_kernels(onnx.load(str(onnx_path), load_external_data=False), archs)
-    write_kernel_graph(model, out)
+    write_kernel_graph(model, out, onnx_path.parent)
     _note(f"{onnx_path.name}: compiled the kernels of {count} attention nodes for sm {', '.join(map(str, archs))}")
     return model.SerializeToString()
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from tdeploy.artifact.atomic import atomic_write_bytes, atomic_write_text, temp_file_beside
+from tdeploy.artifact.atomic import atomic_write_text, link_or_copy
+from tdeploy.tensorrt.kernels import copy_kernel_graph, kernel_graph_path
 from tdeploy.tensorrt.profile import Profile, profile_to_json
 from tdeploy.tensorrt.sidecar import engine_sidecar_path
 
@@ -65,43 +65,42 @@ def _jsonable(value: Any) -> Any:
 
 # --- the cache folder ----------------------------------------------------------------------------------
 def cached_engine(cache_dir: str | Path, key: str) -> Path | None:
-    """The cached engine for ``key`` when both it and its sidecar are there."""
+    """The cached engine for ``key`` when it, its sidecar and the graph with kernels it names are there."""
     engine = Path(cache_dir) / f"{key}.engine"
-    if engine.is_file() and engine_sidecar_path(engine).is_file():
-        return engine
-    return None
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """Hard-link ``src`` to ``dest`` atomically (same filesystem), else copy it atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(dest)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        os.link(src, tmp)
-        os.replace(tmp, dest)
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        atomic_write_bytes(dest, src.read_bytes())
+    if not (engine.is_file() and engine_sidecar_path(engine).is_file()):
+        return None
+    kernels = json.loads(engine_sidecar_path(engine).read_text()).get("kernels_onnx")
+    if kernels and not (engine.parent / kernels).is_file():  # an entry someone pruned: build it again
+        return None
+    return engine
 
 
 def store_in_cache(cache_dir: str | Path, key: str, engine: Path, sidecar: dict[str, Any]) -> Path:
+    """Put ``engine`` (and the graph with kernels its sidecar names, for ``--plugins cpp``) in the cache."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     dest = cache_dir / f"{key}.engine"
-    _link_or_copy(Path(engine), dest)
-    atomic_write_text(engine_sidecar_path(dest), json.dumps({**sidecar, "engine": dest.name}, indent=2) + "\n")
+    link_or_copy(Path(engine), dest)
+    sidecar = {**sidecar, "engine": dest.name}
+    if sidecar.get("kernels_onnx"):
+        graph = copy_kernel_graph(Path(engine).parent / sidecar["kernels_onnx"], kernel_graph_path(dest))
+        sidecar["kernels_onnx"] = graph.name
+    atomic_write_text(engine_sidecar_path(dest), json.dumps(sidecar, indent=2) + "\n")
     return dest
 
 
-def install_from_cache(cached: Path, dest: Path, sidecar: dict[str, Any]) -> None:
-    """Put the cached engine at ``dest`` (linked when possible) with ``sidecar`` beside it."""
-    dest = Path(dest)
-    if dest.resolve() == Path(cached).resolve():
-        return
+def install_from_cache(cached: Path, dest: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
+    """Put the cached engine at ``dest`` (linked when possible) with ``sidecar`` beside it, and the cached
+    graph with kernels beside it too when the sidecar names one; returns the sidecar as written."""
+    dest, cached = Path(dest), Path(cached)
+    if dest.resolve() == cached.resolve():
+        return sidecar
     with contextlib.suppress(FileNotFoundError):
         engine_sidecar_path(dest).unlink()
-    _link_or_copy(Path(cached), dest)
+    link_or_copy(cached, dest)
+    sidecar = {**sidecar, "engine": dest.name}
+    if sidecar.get("kernels_onnx"):
+        graph = copy_kernel_graph(cached.parent / sidecar["kernels_onnx"], kernel_graph_path(dest))
+        sidecar["kernels_onnx"] = graph.name
     atomic_write_text(engine_sidecar_path(dest), json.dumps(sidecar, indent=2) + "\n")
+    return sidecar

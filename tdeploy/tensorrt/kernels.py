@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 import onnx.shape_inference
 
+from tdeploy.artifact.atomic import atomic_copy, atomic_write_bytes
 from tdeploy.errors import TdeployError
 from tdeploy.plugins.cpp_kernels import ATTRIBUTE, serialize
 from tdeploy.plugins.onnx_functions import nodes
@@ -71,9 +72,50 @@ def attach_kernels(model: onnx.ModelProto, archs: list[int]) -> tuple[onnx.Model
     return model, done
 
 
-def write_kernel_graph(model: onnx.ModelProto, path: Path) -> Path:
-    """Save the graph with kernels (for trtexec / Triton Inference Server) atomically; returns ``path``."""
-    from tdeploy.artifact.atomic import atomic_write_bytes
+def kernel_graph_path(engine: Path) -> Path:
+    """``model.engine`` -> ``model.kernels.onnx``: the graph with the C++ plugins' kernels, for trtexec."""
+    return engine.with_name(engine.stem + ".kernels.onnx")
 
+
+def _external_locations(model: onnx.ModelProto) -> dict[str, list[onnx.StringStringEntryProto]]:
+    """location -> the ``location`` entries that name it, over every initializer stored outside the graph."""
+    found: dict[str, list[onnx.StringStringEntryProto]] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    found.setdefault(entry.value, []).append(entry)
+    return found
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def write_kernel_graph(model: onnx.ModelProto, path: Path, base: Path) -> Path:
+    """Save the graph with kernels atomically at ``path``; returns ``path``.
+
+    ``base`` is the folder the graph's external-data locations are relative to (its ONNX file's). A graph
+    past 2 GiB keeps its weights in a data file, and TensorRT's parser (like onnx's loader) refuses a
+    location outside the graph's folder ("Relative paths to parent (../) are not allowed"): so when
+    ``path`` is in another folder, each data file is copied beside it as ``<path name>.data`` (not
+    hard-linked: onnx's loader refuses a data file with several links, "a potential hardlink attack") and
+    the locations of the written copy are renamed to it. Offsets stay: the bytes are the same."""
+    path, base = Path(path), Path(base)
+    if _external_locations(model) and path.parent.resolve() != base.resolve():
+        model = _copy(model)  # the caller's model keeps its locations (the build parses it from ``base``)
+        locations = _external_locations(model)
+        for i, (location, entries) in enumerate(sorted(locations.items())):
+            name = f"{path.name}.data" if len(locations) == 1 else f"{path.name}.{i}.data"
+            atomic_copy(base / location, path.parent / name)
+            for entry in entries:
+                entry.value = name
     atomic_write_bytes(path, model.SerializeToString())
     return path
+
+
+def copy_kernel_graph(src: Path, dest: Path) -> Path:
+    """Copy a graph with kernels (and its external data, see :func:`write_kernel_graph`) to ``dest``."""
+    return write_kernel_graph(onnx.load(str(src), load_external_data=False), dest, Path(src).parent)

@@ -185,6 +185,42 @@ def test_every_attention_node_is_a_cpp_plugin_layer(family, extra, built, tiny):
 
 
 @needs_rtx
+def test_a_kernel_graph_in_another_folder_reaches_its_weights(built, tmp_path, monkeypatch):
+    """Past 2 GiB (lowered here) the weights live in model.onnx.data. The graph with kernels written beside
+    an engine in another folder, and the one installed from --cache-dir into a third, must still reach
+    them: TensorRT's parser (and onnx's loader) refuse a location outside the graph's folder ("../")."""
+    import onnx.numpy_helper
+    import tensorrt_rtx as trt
+
+    import tdeploy.artifact.onnx_file as onnx_file
+
+    monkeypatch.setattr(onnx_file, "EXTERNAL_DATA_BYTES", 1 << 14)
+    art = tmp_path / "art"
+    export_tiny("swin", art)
+    assert (art / "model.onnx.data").is_file()
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(art / "model.onnx")).graph.initializer}
+    for folder in ("built", "from-cache"):
+        engine = tmp_path / folder / "model.engine"
+        code, _, err = run_cli("build-engine", art, "--runtime", "tensorrt-rtx", "--compute-capability", "8.9",
+                               "--plugins", "cpp", "--plugin-library", LIBRARY, "--out", engine,
+                               "--cache-dir", tmp_path / "cache")
+        assert code == 0, err
+        assert ("reused" in err) == (folder == "from-cache")
+        graph = engine.parent / json.loads((engine.parent / "model.engine.json").read_text())["kernels_onnx"]
+        assert f"--onnx={graph}" in err
+        loaded = onnx.load(str(graph))
+        assert {t.name for t in loaded.graph.initializer} == set(weights)
+        assert all(np.array_equal(onnx.numpy_helper.to_array(t), weights[t.name]) for t in loaded.graph.initializer)
+        # What trtexec --onnx does with the file: TensorRT-RTX's parser, reading the weights beside it
+        # (the library is in this process's registry since the build).
+        logger = trt.Logger(trt.Logger.ERROR)
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)  # held: the parser writes into it
+        parser = trt.OnnxParser(network, logger)
+        assert parser.parse_from_file(str(graph)), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+
+
+@needs_rtx
 def test_auto_takes_the_built_library_on_tensorrt_rtx(built, tiny, monkeypatch):
     monkeypatch.setenv("TDEPLOY_PLUGIN_LIBRARY", str(LIBRARY))
     art = tiny("nat")
