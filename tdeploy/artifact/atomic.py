@@ -30,6 +30,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from tdeploy.artifact.sidecar import SIDECAR_NAME as SIDECAR
 from tdeploy.errors import TdeployError
@@ -117,26 +118,27 @@ def staged_dir(dest: Path, *, on_step: Callable[[str], None] | None = None) -> I
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def temp_file_beside(path: Path, suffix: str = "") -> tuple[int, str]:
+def temp_file_beside(path: Path) -> tuple[int, str]:
     """``mkstemp`` in ``path``'s folder, with the mode a plain ``open(path, "w")`` would give.
 
     ``mkstemp`` creates 0600 files: an engine renamed into place from one could not be read by a
     server running as another user (Triton Inference Server's container, a shared model repository)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     umask = os.umask(0)  # the only portable way to read it
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
     return fd, tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write one file atomically and durably (temp file in the same folder, fsync, rename, fsync folder)."""
+def write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write one file atomically and durably: ``fill(f)`` writes a temp file in the same folder, which is
+    fsynced and renamed over ``path``, then the folder is fsynced. On any error ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -145,6 +147,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_path(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    write_atomically(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -169,17 +175,5 @@ def link_or_copy(src: Path, dest: Path) -> None:
 
 def atomic_copy(src: Path, dest: Path) -> None:
     """Copy ``src`` to ``dest`` atomically and durably, streaming (a weights file may be many GiB)."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(dest)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as source:
-            shutil.copyfileobj(source, out, 1 << 24)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_path(dest.parent)
+    with open(src, "rb") as source:
+        write_atomically(dest, lambda f: shutil.copyfileobj(source, f, 1 << 24))

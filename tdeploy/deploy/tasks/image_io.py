@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from tdeploy.artifact.atomic import temp_file_beside
+from tdeploy.artifact.atomic import write_atomically
 from tdeploy.errors import TdeployError
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -57,12 +56,5 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if not path.parent.is_dir():
         raise TdeployError(f"output folder does not exist: {path.parent}")
     img = Image.fromarray(to_uint8(image))
-    fd, tmp = temp_file_beside(path, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
     return path
