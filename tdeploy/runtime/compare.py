@@ -17,9 +17,12 @@ def cosine(got: np.ndarray, ref: np.ndarray) -> float:
     """Cosine similarity of the flattened arrays.
 
     When either side is all zeros the angle is undefined: 1.0 only when both are identical (both zero),
-    else 0.0, so a dead backend that outputs zeros never looks like a match.
+    else 0.0, so a dead backend that outputs zeros never looks like a match. With an inf or nan on
+    either side it is nan (undefined), whichever non-finite value it is.
     """
     a, b = np.asarray(got, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
 
