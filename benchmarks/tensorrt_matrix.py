@@ -21,24 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 
 from benchmarks.report_sections import write_section
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tensorrt.md"
 SETTINGS = ("fp32", "no-plugins", "fp16", "int8")
 TARGET = "8.9"
-
-
-def smallest_variant(family: str) -> str:
-    """The variant with the fewest parameters (counted on the meta device: no memory, no time)."""
-    from tdeploy.models import create_model, list_models
-
-    sizes = {}
-    for name in list_models(family):
-        with torch.device("meta"):
-            sizes[name] = sum(p.numel() for p in create_model(name).parameters())
-    return min(sizes, key=sizes.get)
 
 
 def calibration_data(folder: Path) -> tuple[Path, Path]:
@@ -124,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     import tensorrt_rtx
 
     from tdeploy.deploy.evaluate.bench import machine_description
-    from tdeploy.models import list_families
+    from tdeploy.models import list_families, smallest_variant
 
     families = args.families or sorted(list_families())
     rows, start = [], time.perf_counter()

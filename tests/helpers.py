@@ -47,3 +47,15 @@ def perturb_parameters(model, scale: float):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * scale)
     return model
+
+
+def random_images(folder: Path, count: int, height: int, width: int) -> Path:
+    """``folder`` with ``count`` seeded random RGB PNGs of ``height`` x ``width`` (INT8 calibration input)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder

@@ -16,6 +16,7 @@ from tdeploy.models.registry import (
     list_models,
     matching_variants,
     register_model,
+    smallest_variant,
 )
 from tdeploy.models.spec import ExportSpec, InputSpec, Tolerance
 
@@ -30,4 +31,5 @@ __all__ = [
     "list_models",
     "matching_variants",
     "register_model",
+    "smallest_variant",
 ]

@@ -102,6 +102,15 @@ def is_family_alias(name: str) -> bool:
     return name in _FAMILY_DEFAULTS
 
 
+def smallest_variant(family: str) -> str:
+    """The variant of ``family`` with the fewest parameters (built on the meta device: no memory, no time)."""
+    sizes = {}
+    for name in list_models(family):
+        with torch.device("meta"):
+            sizes[name] = sum(p.numel() for p in create_model(name).parameters())
+    return min(sizes, key=sizes.get)
+
+
 def _shapes(model_or_sd) -> dict[str, tuple[int, ...]]:
     items = model_or_sd.state_dict().items() if isinstance(model_or_sd, nn.Module) else model_or_sd.items()
     return {k: tuple(v.shape) for k, v in items}

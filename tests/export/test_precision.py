@@ -13,7 +13,7 @@ from tdeploy.errors import TdeployError
 from tdeploy.export.precision.calibration import calibration_feeds, load_image, read_token_lines
 from tdeploy.export.precision.fp16 import convert_to_fp16
 from tdeploy.export.precision.int8 import Int8Settings, LayerPolicy, check_qdq, quantize_int8
-from tests.helpers import run_cli
+from tests.helpers import random_images, run_cli
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -220,13 +220,7 @@ def test_cli_token_file_for_transformer_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def calib_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(0)
-    from PIL import Image
-
-    for i in range(6):
-        Image.fromarray((rng.random((48, 40, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
+    return random_images(tmp_path_factory.mktemp("calib"), 6, 48, 40)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tdeploy.errors import TdeployError
-from tdeploy.models import create_model, get_entry, list_families, list_models
+from tdeploy.models import create_model, get_entry, list_families, list_models, smallest_variant
 from tdeploy.models.spec import ExportSpec
 
 
@@ -63,3 +63,13 @@ def test_family_alias_with_checkpoint_picks_the_variant(tmp_path):
     torch.save(source.state_dict(), path)
     model = create_model("vit", checkpoint=path)
     assert model.variant_name == "vit-s16"
+
+
+def test_smallest_variant_has_the_fewest_parameters():
+    def count(name):
+        with torch.device("meta"):
+            return sum(p.numel() for p in create_model(name).parameters())
+
+    assert smallest_variant("vit") == "vit-ti16" and smallest_variant("swinir") == "swinir-lightweight-x2"
+    for family in ("swin", "nat"):
+        assert count(smallest_variant(family)) == min(count(n) for n in list_models(family))

@@ -12,35 +12,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
 
-from tdeploy.models import create_model, list_families, list_models
+from tdeploy.models import list_families, smallest_variant
+from tests.helpers import random_images
 
 FAMILIES = sorted(list_families())
 
 
-def smallest_variant(family: str) -> str:
-    """The variant with the fewest parameters (counted on the meta device: no memory, no time)."""
-    sizes = {}
-    for name in list_models(family):
-        with torch.device("meta"):
-            model = create_model(name)
-        sizes[name] = sum(p.numel() for p in model.parameters())
-    return min(sizes, key=sizes.get)
-
-
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray((rng.random((256, 256, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
+    return random_images(tmp_path_factory.mktemp("calib"), 6, 256, 256)
 
 
 @pytest.mark.trt
