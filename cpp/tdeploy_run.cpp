@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <vector>
 
+#include "cuda_tools.hpp"
 #include "npy.hpp"
 
 namespace {
@@ -33,14 +34,8 @@ class Logger : public nvinfer1::ILogger {
     }
 };
 
-[[noreturn]] void fail(const std::string& message) {
-    std::fprintf(stderr, "error: %s\n", message.c_str());
-    std::exit(2);
-}
-
-void check_cuda(cudaError_t status, const char* what) {
-    if (status != cudaSuccess) fail(std::string(what) + ": " + cudaGetErrorString(status));
-}
+using tdeploy_tools::check_cuda;
+using tdeploy_tools::fail;
 
 bool to_npy_dtype(nvinfer1::DataType t, npy::DType& out) {
     switch (t) {
@@ -61,7 +56,7 @@ std::string safe_file_name(std::string name) {
 }
 
 // Nearest-rank percentile of sorted values.
-double percentile(const std::vector<double>& sorted, double p) {
+double percentile(const std::vector<float>& sorted, double p) {
     if (sorted.empty()) return 0.0;
     std::size_t rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
     return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
@@ -213,20 +208,9 @@ int main(int argc, char** argv) {
         if (!context->enqueueV3(stream)) fail("enqueueV3 failed (see the TensorRT log above)");
     }
     check_cuda(cudaStreamSynchronize(stream), "warm-up");
-    cudaEvent_t start, stop;
-    check_cuda(cudaEventCreate(&start), "cudaEventCreate");
-    check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
-    std::vector<double> ms;
-    for (int i = 0; i < args.iters; ++i) {
-        check_cuda(cudaEventRecord(start, stream), "cudaEventRecord");
+    const std::vector<float> ms = tdeploy_tools::time_on_stream(stream, args.iters, [&] {
         if (!context->enqueueV3(stream)) fail("enqueueV3 failed (see the TensorRT log above)");
-        check_cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
-        check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
-        float elapsed = 0.f;
-        check_cuda(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
-        ms.push_back(elapsed);
-    }
-    std::sort(ms.begin(), ms.end());
+    });
 
     // 5. Outputs to .npy.
     mkdir(args.output_dir.c_str(), 0755);  // fine if it exists
@@ -249,8 +233,6 @@ int main(int argc, char** argv) {
 
     for (Tensor& t : inputs) cudaFree(t.device);
     for (Tensor& t : outputs) cudaFree(t.device);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     cudaStreamDestroy(stream);
     return 0;
 }

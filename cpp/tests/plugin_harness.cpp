@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_tools.hpp"
 #include "npy.hpp"
 
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
@@ -31,19 +32,8 @@ extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
 namespace
 {
 
-[[noreturn]] void fail(std::string const& message)
-{
-    std::fprintf(stderr, "error: %s\n", message.c_str());
-    std::exit(2);
-}
-
-void checkCuda(cudaError_t status, char const* what)
-{
-    if (status != cudaSuccess)
-    {
-        fail(std::string(what) + ": " + cudaGetErrorString(status));
-    }
-}
+using tdeploy_tools::fail;
+using tdeploy_tools::check_cuda;
 
 struct Args
 {
@@ -187,33 +177,20 @@ npy::Array runOnce(nvinfer1::IPluginV3* plugin, std::vector<Buffer>& inputs, npy
     {
         fail("onShapeChange failed");
     }
-    checkCuda(cudaMalloc(&out.device, std::max<size_t>(out.host.nbytes(), 1)), "cudaMalloc");
+    check_cuda(cudaMalloc(&out.device, std::max<size_t>(out.host.nbytes(), 1)), "cudaMalloc");
     void* outputs[] = {out.device};
     if (runtime->enqueue(descs.data(), &out.desc, pointers.data(), outputs, nullptr, stream) != 0)
     {
         fail("enqueue failed (its log line says why)");
     }
-    checkCuda(cudaStreamSynchronize(stream), "the kernel");
+    check_cuda(cudaStreamSynchronize(stream), "the kernel");
     if (iters > 0)
     {
-        cudaEvent_t start, stop;
-        checkCuda(cudaEventCreate(&start), "cudaEventCreate");
-        checkCuda(cudaEventCreate(&stop), "cudaEventCreate");
-        std::vector<float> ms;
-        for (int i = 0; i < iters; ++i)
-        {
-            checkCuda(cudaEventRecord(start, stream), "cudaEventRecord");
-            runtime->enqueue(descs.data(), &out.desc, pointers.data(), outputs, nullptr, stream);
-            checkCuda(cudaEventRecord(stop, stream), "cudaEventRecord");
-            checkCuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
-            float elapsed = 0.f;
-            checkCuda(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
-            ms.push_back(elapsed);
-        }
-        std::sort(ms.begin(), ms.end());
+        std::vector<float> const ms = tdeploy_tools::time_on_stream(stream, iters,
+            [&] { runtime->enqueue(descs.data(), &out.desc, pointers.data(), outputs, nullptr, stream); });
         std::printf("median %.4f ms over %d runs\n", ms[ms.size() / 2], iters);
     }
-    checkCuda(cudaMemcpy(out.host.data.data(), out.device, out.host.nbytes(), cudaMemcpyDeviceToHost), "D2H");
+    check_cuda(cudaMemcpy(out.host.data.data(), out.device, out.host.nbytes(), cudaMemcpyDeviceToHost), "D2H");
     cudaFree(out.device);
     return out.host;
 }
@@ -260,8 +237,8 @@ int main(int argc, char** argv)
         {
             b.desc.dims.d[d] = b.host.shape[d];
         }
-        checkCuda(cudaMalloc(&b.device, std::max<size_t>(b.host.nbytes(), 1)), "cudaMalloc");
-        checkCuda(cudaMemcpy(b.device, b.host.data.data(), b.host.nbytes(), cudaMemcpyHostToDevice), "H2D");
+        check_cuda(cudaMalloc(&b.device, std::max<size_t>(b.host.nbytes(), 1)), "cudaMalloc");
+        check_cuda(cudaMemcpy(b.device, b.host.data.data(), b.host.nbytes(), cudaMemcpyHostToDevice), "H2D");
         inputs.push_back(std::move(b));
     }
     if (inputs.empty())
@@ -275,7 +252,7 @@ int main(int argc, char** argv)
     shape.data.resize(shape.numel() * npy::itemsize(shape.dtype));
 
     cudaStream_t stream;
-    checkCuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+    check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
     npy::Array first = runOnce(plugin.get(), inputs, shape, stream, args.iters);
 
     // The serialization round trip: a plugin re-created from its own fields, as an engine loads it.
