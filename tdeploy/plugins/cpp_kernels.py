@@ -29,6 +29,8 @@ from tdeploy.errors import TdeployError
 
 MAGIC = "tdeploy-kernels 1"
 ATTRIBUTE = "kernels"  # the ONNX attribute / plugin field that carries them
+# The dtypes the library has kernels for -> their name in a record's ``dtype`` (cpp/plugins/kernels.cpp).
+DTYPE_NAMES = {"float32": "fp32", "float16": "fp16"}
 
 # PTX ISA to emit per architecture: 8.0 (CUDA 12.0 drivers, JetPack 6 loads it) unless the architecture
 # is newer than that ISA (Blackwell: 12.0 needs ISA 8.7, 12.1 needs 8.8; 10.x needs 8.6).

@@ -177,7 +177,8 @@ def build_engine(artifact: Artifact, out: Path | None = None, options: BuildOpti
     for graph, path in engine_paths(artifact, out).items():
         profile = profiles[graph]
         onnx_path = artifact.graph_path(graph)
-        onnx_sha = sha256_file(onnx_path)
+        # open_artifact checked the file against this hash; the runner compares engines with it too.
+        onnx_sha = artifact.sidecar.graphs[graph].sha256 or sha256_file(onnx_path)
         key = cache_key(onnx_sha, p_hash, runtime.name, runtime.version, targets.key(), profile,
                         artifact.sidecar.precision, options.key_fields(), choice.form, library_sha)
         sidecar = {

@@ -18,7 +18,7 @@ import onnx.shape_inference
 
 from tdeploy.artifact.atomic import atomic_copy, atomic_write_bytes
 from tdeploy.errors import TdeployError
-from tdeploy.plugins.cpp_kernels import ATTRIBUTE, serialize
+from tdeploy.plugins.cpp_kernels import ATTRIBUTE, DTYPE_NAMES, serialize
 from tdeploy.plugins.onnx_functions import nodes
 from tdeploy.plugins.registry import DOMAIN, plugin_ops
 
@@ -54,9 +54,10 @@ def attach_kernels(model: onnx.ModelProto, archs: list[int]) -> tuple[onnx.Model
         elem = types.get(node.input[0])
         dtype = _ELEM.get(elem.tensor_type.elem_type) if elem is not None else None
         if elem is not None and dtype is None:
-            raise TdeployError(f"node {node.name} ({node.op_type}): the C++ plugin has kernels for float32 and "
-                               f"float16 inputs, this one is {onnx.TensorProto.DataType.Name(elem.tensor_type.elem_type)}")
-        dtypes = [dtype] if dtype else ["float32", "float16"]  # unknown: both, the plugin picks
+            raise TdeployError(f"node {node.name} ({node.op_type}): the C++ plugin has kernels for "
+                               f"{' and '.join(DTYPE_NAMES)} inputs, this one is "
+                               f"{onnx.TensorProto.DataType.Name(elem.tensor_type.elem_type)}")
+        dtypes = [dtype] if dtype else list(DTYPE_NAMES)  # unknown: every one, the plugin picks
         key = (node.op_type, repr(sorted((k, str(v)) for k, v in attrs.items() if not k.startswith("plugin_"))),
                repr(shapes), tuple(dtypes), tuple(archs))
         if key not in cache:

@@ -10,11 +10,10 @@ d*ceil(ceil(W/d)/block_q), d*ceil(ceil(H/d)/block_r)), ``threads`` per block, ar
 from __future__ import annotations
 
 from tdeploy.errors import TdeployError
-from tdeploy.plugins.cpp_kernels import KernelRecord, ptx_isa_for_arch, record
+from tdeploy.plugins.cpp_kernels import DTYPE_NAMES, KernelRecord, ptx_isa_for_arch, record
 from tdeploy.plugins.neighborhood_attention.trt import compile_kernels, kernel_config
 
 OP_TYPE = "NeighborhoodAttention2D"
-DTYPES = {"float32": "fp32", "float16": "fp16"}
 
 
 def kernel_records(attributes: dict, shapes: dict[str, tuple], dtypes: list[str], archs: list[int]) -> list[KernelRecord]:
@@ -29,6 +28,6 @@ def kernel_records(attributes: dict, shapes: dict[str, tuple], dtypes: list[str]
     configs = [kernel_config(dtype=t, num_heads=heads, head_dim=head_dim, kernel_size=k, dilation=d,
                              scale=float(attributes["scale"]), arch=arch, ptx_version=ptx_isa_for_arch(arch))
                for t, arch in wanted]
-    return [record(OP_TYPE, DTYPES[t], kernel, block_r=config["blocks"]["BLOCK_R"], block_q=config["blocks"]["BLOCK_Q"],
+    return [record(OP_TYPE, DTYPE_NAMES[t], kernel, block_r=config["blocks"]["BLOCK_R"], block_q=config["blocks"]["BLOCK_Q"],
                    heads=heads, head_dim=head_dim, kernel_size=k, dilation=d)
             for (t, _), config, kernel in zip(wanted, configs, compile_kernels(configs))]

@@ -10,11 +10,10 @@ grid (B*nW, heads, ceil(N / block_m)), ``threads`` per block, args (qkv, bias, m
 from __future__ import annotations
 
 from tdeploy.errors import TdeployError
-from tdeploy.plugins.cpp_kernels import KernelRecord, ptx_isa_for_arch, record
+from tdeploy.plugins.cpp_kernels import DTYPE_NAMES, KernelRecord, ptx_isa_for_arch, record
 from tdeploy.plugins.window_attention.trt import compile_kernels, kernel_config
 
 OP_TYPE = "WindowAttention"
-DTYPES = {"float32": "fp32", "float16": "fp16"}
 
 
 def kernel_records(attributes: dict, shapes: dict[str, tuple], dtypes: list[str], archs: list[int]) -> list[KernelRecord]:
@@ -28,7 +27,7 @@ def kernel_records(attributes: dict, shapes: dict[str, tuple], dtypes: list[str]
     heads, scale = int(attributes["num_heads"]), float(attributes["scale"])
     n, c = qkv[1], qkv[2] // 3
     has_mask = mask[1] != 1  # the (1, 1, 1) sentinel: no mask
-    wanted = [(DTYPES[d], arch) for d in dtypes for arch in archs]
+    wanted = [(DTYPE_NAMES[d], arch) for d in dtypes for arch in archs]
     configs = [kernel_config(t, n, heads, c // heads, scale, has_mask, arch, ptx_isa_for_arch(arch))
                for t, arch in wanted]
     return [record(OP_TYPE, t, kernel, block_m=config["blocks"]["BLOCK_M"], n=n, c=c, heads=heads,
