@@ -39,6 +39,7 @@ from tdeploy.tensorrt.profile import Profile, derive_profile, format_profile, pr
 from tdeploy.tensorrt.runtimes import (
     RTX_TARGETS,
     Runtime,
+    capability_tuple,
     find_runtime,
     gpu_identity,
     gpu_problem,
@@ -90,10 +91,14 @@ class Targets:
             return "TensorRT-RTX's default targets (8.0, 8.6, 8.9, 12.0 and later)"
         return "sm " + ", ".join(self.capabilities)
 
+    def archs(self) -> list[int]:
+        """The targets as sorted numbers (89 for 8.9; [80] for the default ones): what kernels are compiled for."""
+        caps = self.capabilities or ("8.0",)
+        return sorted({major * 10 + minor for major, minor in map(capability_tuple, caps)})
+
     def min_cc(self) -> int:
         """The lowest target as one number (80 for 8.0): what PTX is compiled for."""
-        caps = self.capabilities or ("8.0",)
-        return min(int(c.split(".")[0]) * 10 + int(c.split(".")[1]) for c in caps)
+        return self.archs()[0]
 
 
 # --- where the engines go ------------------------------------------------------------------------------
@@ -269,7 +274,7 @@ def inline_plugin_functions(onnx_path: Path) -> bytes:
 
 def attach_plugin_kernels(onnx_path: Path, targets: Targets, out: Path) -> bytes:
     """The graph with every tdeploy node carrying its kernels for ``targets`` (also written to ``out``)."""
-    archs = sorted({int(c.replace(".", "")) for c in targets.capabilities}) if targets.capabilities else [80]
+    archs = targets.archs()
     model, count = attach_kernels(onnx.load(str(onnx_path), load_external_data=False), archs)
     write_kernel_graph(model, out, onnx_path.parent)
     _note(f"{onnx_path.name}: compiled the kernels of {count} attention nodes for sm {', '.join(map(str, archs))}")

@@ -32,6 +32,7 @@ INSTALL_HINT = (
     "or use NVIDIA's TensorRT container"
 )
 RTX_INSTALL_HINT = "pip install tensorrt-rtx-cu12 (its builder runs without a GPU)"
+INSTALL_HINTS = {"tensorrt": INSTALL_HINT, "tensorrt-rtx": RTX_INSTALL_HINT}
 # Compute capabilities TensorRT-RTX builds for, and its default when none is given (its documentation:
 # "compute capability 8.0, 8.6, 8.9, 12.0, and later"; Turing 7.5 only when asked for).
 RTX_TARGETS = {"7.5": "SM75", "8.0": "SM80", "8.6": "SM86", "8.9": "SM89", "12.0": "SM120", "12.1": "SM121"}
@@ -77,7 +78,7 @@ def parse_version(text: str) -> tuple[int, ...]:
 def version_problem(version: str, name: str = "tensorrt") -> str | None:
     """None when ``version`` of runtime ``name`` is one tdeploy builds with, else why not."""
     parsed = parse_version(version)
-    hint = INSTALL_HINT if name == "tensorrt" else RTX_INSTALL_HINT
+    hint = INSTALL_HINTS[name]
     if len(parsed) < 2:
         return f"cannot read the {LABELS[name]} version {version!r}; {hint}"
     if parsed[:2] < MIN_VERSION[name]:
@@ -122,7 +123,7 @@ def probe_tensorrt() -> tuple[str | None, str | None]:
 def runtime_problem(name: str) -> str | None:
     """None when runtime ``name`` imports and is new enough, else why not (one sentence)."""
     version, error = probe(name)
-    hint = INSTALL_HINT if name == "tensorrt" else RTX_INSTALL_HINT
+    hint = INSTALL_HINTS[name]
     if error:
         return f"{LABELS[name]} failed to import: {error}; {hint}"
     if version is None:
@@ -190,7 +191,7 @@ def parse_compute_capabilities(values) -> list[str]:
             if not re.fullmatch(r"\d+\.\d+", item):
                 raise TdeployError(f"--compute-capability {item!r}: write MAJOR.MINOR, e.g. 8.9 or 12.0")
             out.add(item)
-    return sorted(out, key=lambda s: tuple(int(p) for p in s.split(".")))
+    return sorted(out, key=capability_tuple)
 
 
 def rtx_target_problem(capability: str) -> str | None:
