@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import statistics
 
+from tdeploy.runtime.base import cuda_event_timer
+
 
 def cuda_median_ms(fn, iters: int = 20, warmup: int = 3) -> float:
     import torch
@@ -12,12 +14,5 @@ def cuda_median_ms(fn, iters: int = 20, warmup: int = 3) -> float:
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    timed = cuda_event_timer(fn)  # the runners' device clock
+    return statistics.median([timed() for _ in range(iters)])

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tdeploy.runtime.base import Runner
+from tdeploy.runtime.base import Runner, cuda_event_timer
 
 
 class TorchRunner(Runner):
@@ -45,17 +45,12 @@ class TorchRunner(Runner):
         if not str(self.device).startswith("cuda"):
             return None
         args = [torch.from_numpy(np.ascontiguousarray(feed[n])).to(self.device) for n in self._inputs]
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
-        def run() -> float:
+        def forward() -> None:
             with torch.inference_mode():
-                start.record()
                 self.module(*args)
-                end.record()
-            end.synchronize()
-            return start.elapsed_time(end)
 
-        return run
+        return cuda_event_timer(forward)
 
     def deactivate_impl(self) -> None:
         if self._saved_threads is not None:

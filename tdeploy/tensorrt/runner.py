@@ -19,7 +19,7 @@ import numpy as np
 
 from tdeploy.artifact.atomic import atomic_write_bytes
 from tdeploy.errors import BackendUnavailable, TdeployError
-from tdeploy.runtime.base import Runner
+from tdeploy.runtime.base import Runner, cuda_event_timer
 from tdeploy.tensorrt.logger import make_logger
 from tdeploy.tensorrt.plugins import PluginChoice, register_plugins
 from tdeploy.tensorrt.runtimes import LABELS, find_runtime, gpu_identity, gpu_problem
@@ -204,16 +204,7 @@ class TrtRunner(Runner):
         with torch.cuda.stream(self.stream):
             self._bind(feed)
         self.stream.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def run() -> float:
-            start.record(self.stream)
-            self._execute()
-            end.record(self.stream)
-            end.synchronize()
-            return start.elapsed_time(end)
-
-        return run
+        return cuda_event_timer(self._execute, self.stream)
 
     def deactivate_impl(self) -> None:
         if self.runtime_cache_path is not None and getattr(self, "_runtime_cache", None) is not None:
